@@ -1,0 +1,465 @@
+"""Write and load the semipose dataset folder: configs per labeling ratio, for `load_dataset`.
+
+`prepare_dataset_folder` turns COCO-format train/validation annotations (COCO, CrowdPose,
+synthetic) into a folder that `datasets.load_dataset(folder, config, split=split)` reads through
+the YAML `configs:` of its README.md (datasets 4+ has no loading scripts):
+
+- configs `ratio_1`, `ratio_5`, `ratio_10` (one per ratio) and `full`, each with splits `labeled`,
+  `unlabeled` and `validation`;
+- the labeled subset of `ratio_r` is the first `ceil(r * N / 100)` of a seeded shuffle of the N
+  training images with at least one labeled person, so subsets are nested (1 within 5 within 10);
+- its unlabeled split is every other training image, annotations removed, plus the images of
+  the extra unlabeled folders; `full` labels all N and leaves only the extra images unlabeled.
+
+Rows follow `semipose.data.coco_format.pose_features`. Configs share files, so that an embedded
+dataset holds each image at most twice (with and without annotations) instead of once per config:
+`data/labeled/draw_A-B.parquet` holds the images drawn between A% and B% of the shuffle,
+`data/unlabeled/` the same images without annotations plus `no_labeled_person.parquet` (training
+images no subset can draw) and `extra.parquet`. A config's split lists its files; its rows come
+file by file, by image id within a file. Files and splits without rows are not written, because
+`datasets` cannot load a split that has no rows: `load_pose_dataset` returns an empty dataset
+with the row features for such a split (a plain `load_dataset` call reports it as unknown).
+
+Example:
+
+```python
+>>> from semipose.data.dataset_folder import load_pose_dataset, prepare_dataset_folder
+>>> folder = prepare_dataset_folder(
+...     "coco/annotations/person_keypoints_train2017.json", "coco/train2017",
+...     "coco/annotations/person_keypoints_val2017.json", "coco/val2017", "data/coco_semi")
+>>> labeled = load_pose_dataset(folder, "ratio_10", "labeled")
+```
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from itertools import pairwise
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import yaml
+from datasets import Dataset, Features, IterableDataset, load_dataset
+from tqdm.auto import tqdm
+
+from ..skeletons import get_skeleton
+from .coco_format import (
+    pose_features,
+    read_coco_keypoints,
+    read_image_size,
+    unlabeled_row,
+    without_annotations,
+)
+
+SPLITS = ("labeled", "unlabeled", "validation")
+FULL_CONFIG = "full"
+METADATA_FILE = "semipose_dataset.json"
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+ROWS_PER_ROW_GROUP = 100
+_VALIDATION_FILE = "data/validation.parquet"
+_NO_PERSON_FILE = "data/unlabeled/no_labeled_person.parquet"
+_EXTRA_FILE = "data/unlabeled/extra.parquet"
+
+
+@dataclass
+class _FolderPlan:
+    """What to write: rows per parquet file, files per config and split, labeled ids per config."""
+
+    files: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    configs: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    labeled_image_ids: dict[str, list[int]] = field(default_factory=dict)
+    num_eligible: int = 0
+
+    def count(self, config: str, split: str) -> int:
+        return sum(len(self.files[path]) for path in self.configs[config][split])
+
+
+def prepare_dataset_folder(
+    train_annotations: str | Path,
+    train_images: str | Path,
+    val_annotations: str | Path,
+    val_images: str | Path,
+    output_dir: str | Path,
+    *,
+    skeleton: str = "coco",
+    seed: int = 0,
+    ratios: Sequence[float] = (1, 5, 10),
+    embed_images: bool = False,
+    extra_unlabeled_dirs: Sequence[str | Path] = (),
+    overwrite: bool = False,
+    show_progress: bool = True,
+    decode_images: bool = False,
+) -> Path:
+    """Validate COCO-format annotations and images, then write the dataset folder atomically.
+
+    Everything is read and checked before anything is written; the folder is written under a
+    temporary sibling name and renamed at the end, so a failure leaves no partial folder.
+
+    Args:
+        train_annotations, train_images: COCO-format json and the folder of its images.
+        val_annotations, val_images: the same for the validation split.
+        output_dir: folder to create; an existing one is replaced only with `overwrite=True`
+            (and only if it is empty or a dataset folder written by this function).
+        skeleton: `"coco"` or `"crowdpose"`; fixes K, the keypoints per person.
+        seed: seed of the shuffle that draws the labeled subsets.
+        ratios: labeled percentages, one config `ratio_{r}` each, 0 < r <= 100.
+        embed_images: store image bytes in the parquet files (portable, `push_to_hub`-ready)
+            instead of absolute paths to the original files.
+        extra_unlabeled_dirs: folders whose image files (searched recursively, hidden files
+            skipped) join every unlabeled split; their ids continue after the largest json id.
+        overwrite: replace an existing `output_dir`.
+        show_progress: tqdm bars on the long loops.
+        decode_images: fully decode every image while checking (catches truncated files; slow).
+
+    Returns:
+        The absolute path of the written folder.
+    """
+    output_dir = Path(output_dir).resolve()
+    skeleton_info = get_skeleton(skeleton)
+    ratios = _check_ratios(ratios)
+    _check_output_dir(output_dir, overwrite)
+    read = dict(skeleton=skeleton_info, decode_images=decode_images, show_progress=show_progress)
+    train = read_coco_keypoints(train_annotations, train_images, **read)
+    validation = read_coco_keypoints(val_annotations, val_images, **read)
+    first_extra_id = 1 + max(row["image_id"] for row in train + validation)
+    extra = _extra_unlabeled_rows(extra_unlabeled_dirs, first_extra_id, show_progress)
+    plan = _plan_folder(train, validation, extra, ratios, seed)
+    metadata = _metadata(plan, skeleton_info.name, seed, ratios, embed_images, {
+        "train_annotations": str(Path(train_annotations).resolve()),
+        "val_annotations": str(Path(val_annotations).resolve()),
+        "extra_unlabeled_dirs": [str(Path(d).resolve()) for d in extra_unlabeled_dirs],
+    })
+    with _atomic_folder(output_dir, overwrite) as folder:
+        _write_files(folder, plan.files, pose_features(skeleton_info.num_keypoints),
+                     embed_images, show_progress)
+        (folder / "README.md").write_text(_readme(plan, metadata, output_dir.name))
+        (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
+    return output_dir
+
+
+def read_dataset_metadata(folder: str | Path) -> dict[str, Any]:
+    """The `semipose_dataset.json` of a dataset folder (skeleton, seed, counts, labeled ids)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"Dataset folder {folder} does not exist.")
+    metadata_file = folder / METADATA_FILE
+    if not metadata_file.is_file():
+        raise FileNotFoundError(
+            f"{folder} is not a semipose dataset folder: it has no {METADATA_FILE} "
+            f"(write one with prepare_dataset_folder or datasets_scripts/prepare_*.py)."
+        )
+    return json.loads(metadata_file.read_text())
+
+
+def load_pose_dataset(
+    folder: str | Path, config: str, split: str, cache_dir: str | Path | None = None,
+    **load_kwargs: Any,
+) -> Dataset | IterableDataset:
+    """Load one config/split of a dataset folder, with clear errors for unknown names.
+
+    Args:
+        folder: a folder written by `prepare_dataset_folder`.
+        config: `ratio_{r}` or `full` (see the folder's `semipose_dataset.json`).
+        split: `labeled`, `unlabeled` or `validation`.
+        cache_dir: `datasets` cache folder (None: the default cache).
+        load_kwargs: passed on to `datasets.load_dataset` (e.g. `streaming=True`).
+
+    Returns:
+        The split's rows; an empty dataset with the row features for a split without rows.
+
+    Example:
+
+    ```python
+    >>> validation = load_pose_dataset("data/coco_semi", "full", "validation")
+    >>> validation[0]["keypoints"]  # [M][K][3]
+    ```
+    """
+    metadata = read_dataset_metadata(folder)
+    configs = metadata["configs"]
+    if config not in configs:
+        raise ValueError(f"{folder}: unknown config {config!r}; expected one of {list(configs)}.")
+    if split not in SPLITS:
+        raise ValueError(f"{folder}: unknown split {split!r}; expected one of {list(SPLITS)}.")
+    if configs[config][split] == 0:
+        features = pose_features(get_skeleton(metadata["skeleton"]).num_keypoints)
+        empty = Dataset.from_dict({name: [] for name in features}, features=features)
+        return empty.to_iterable_dataset() if load_kwargs.get("streaming") else empty
+    cache = None if cache_dir is None else str(cache_dir)
+    return load_dataset(str(folder), config, split=split, cache_dir=cache, **load_kwargs)
+
+
+def add_dataset_folder_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the options of `prepare_dataset_folder` shared by the `datasets_scripts` converters."""
+    parser.add_argument("--output", type=Path, required=True, help="dataset folder to write")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the labeled-subset draw")
+    parser.add_argument("--ratios", type=float, nargs="+", default=[1, 5, 10],
+                        help="labeled percentages, one config ratio_R each")
+    parser.add_argument("--embed-images", action="store_true",
+                        help="store image bytes (portable) instead of absolute paths")
+    parser.add_argument("--extra-unlabeled", type=Path, nargs="+", default=[], metavar="DIR",
+                        help="folders of extra unlabeled images (searched recursively)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an existing output folder")
+    parser.add_argument("--decode-images", action="store_true",
+                        help="fully decode every image while checking (catches truncated files)")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def dataset_folder_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments of `prepare_dataset_folder` from `add_dataset_folder_arguments` options."""
+    return {
+        "output_dir": args.output, "seed": args.seed,
+        "ratios": [int(ratio) if float(ratio).is_integer() else ratio for ratio in args.ratios],
+        "embed_images": args.embed_images, "extra_unlabeled_dirs": args.extra_unlabeled,
+        "overwrite": args.overwrite, "decode_images": args.decode_images,
+        "show_progress": not args.no_progress,
+    }
+
+
+def _metadata(
+    plan: _FolderPlan, skeleton: str, seed: int, ratios: tuple[float, ...], embedded: bool,
+    sources: dict[str, Any],
+) -> dict[str, Any]:
+    """Contents of `semipose_dataset.json`: how the folder was made and what each split holds."""
+    return {
+        "skeleton": skeleton, "seed": seed, "ratios": list(ratios), "embedded": embedded,
+        "num_eligible_train_images": plan.num_eligible,
+        "configs": {
+            config: {split: plan.count(config, split) for split in SPLITS}
+            for config in plan.configs
+        },
+        "labeled_image_ids": plan.labeled_image_ids,
+        "sources": sources,
+    }
+
+
+def _check_ratios(ratios: Sequence[float]) -> tuple[float, ...]:
+    """Ratios sorted ascending; each a percentage in (0, 100], no duplicates."""
+    ratios = tuple(sorted(ratios))
+    in_range = all(0 < ratio <= 100 for ratio in ratios)
+    if not ratios or not in_range or len(set(ratios)) < len(ratios):
+        raise ValueError(
+            f"ratios must be distinct labeled percentages in (0, 100], got {list(ratios)}."
+        )
+    return ratios
+
+
+def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
+    """Refuse to clobber: an existing output needs `overwrite` and must be ours or empty."""
+    if not output_dir.exists():
+        return
+    if not output_dir.is_dir():
+        raise FileExistsError(f"Output {output_dir} exists and is not a folder.")
+    if not overwrite:
+        raise FileExistsError(
+            f"Output folder {output_dir} already exists; pass overwrite=True (--overwrite) "
+            "to replace it."
+        )
+    if any(output_dir.iterdir()) and not (output_dir / METADATA_FILE).is_file():
+        raise ValueError(
+            f"Refusing to overwrite {output_dir}: it is not empty and has no {METADATA_FILE}, "
+            "so it is not a dataset folder written by prepare_dataset_folder."
+        )
+
+
+def _extra_unlabeled_rows(
+    folders: Sequence[str | Path], first_id: int, show_progress: bool
+) -> list[dict[str, Any]]:
+    """Unlabeled rows for the image files under `folders`, with ids from `first_id` on."""
+    found = []
+    for folder in (Path(folder).resolve() for folder in folders):
+        if not folder.is_dir():
+            raise FileNotFoundError(f"Extra unlabeled image folder {folder} does not exist.")
+        paths = sorted(
+            path for path in folder.rglob("*")
+            if path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+            and path.is_file()
+        )
+        if not paths:
+            raise ValueError(
+                f"Extra unlabeled image folder {folder} holds no image files "
+                f"(searched recursively for {', '.join(IMAGE_EXTENSIONS)})."
+            )
+        found += [(folder, path) for path in paths]
+    rows = []
+    for image_id, (folder, path) in enumerate(
+        tqdm(found, desc="Checking extra unlabeled images", disable=not show_progress), first_id
+    ):
+        width, height = read_image_size(path, f"extra unlabeled folder {folder}")
+        file_name = f"{folder.name}/{path.relative_to(folder).as_posix()}"
+        rows.append(unlabeled_row(image_id, str(path), file_name, width, height))
+    return rows
+
+
+def _draw_order(train: list[dict[str, Any]], seed: int) -> list[int]:
+    """Seeded shuffle of the ids of the training images with at least one labeled person."""
+    eligible = sorted(row["image_id"] for row in train if row["annotation_ids"])
+    if not eligible:
+        raise ValueError(
+            "No training image has a person with a labeled keypoint, so no labeled subset can "
+            "be drawn; expected at least one non-crowd annotation with visibility > 0."
+        )
+    return [int(image_id) for image_id in np.random.default_rng(seed).permutation(eligible)]
+
+
+def _plan_folder(
+    train: list[dict[str, Any]], validation: list[dict[str, Any]], extra: list[dict[str, Any]],
+    ratios: tuple[float, ...], seed: int,
+) -> _FolderPlan:
+    """Cut the draw into parts between consecutive ratios and give each config its files."""
+    order = _draw_order(train, seed)
+    by_id = {row["image_id"]: row for row in train}
+    percents = (0, *ratios, 100)
+    stops = [0, *(math.ceil(ratio * len(order) / 100) for ratio in ratios), len(order)]
+    plan = _FolderPlan(num_eligible=len(order))
+    plan.files[_VALIDATION_FILE] = validation
+    labeled, unlabeled = [], []
+    for (low, high), (start, stop) in zip(pairwise(percents), pairwise(stops), strict=True):
+        rows = [by_id[image_id] for image_id in sorted(order[start:stop])]
+        labeled.append(f"data/labeled/draw_{low:g}-{high:g}.parquet")
+        unlabeled.append(f"data/unlabeled/draw_{low:g}-{high:g}.parquet")
+        plan.files[labeled[-1]] = rows
+        plan.files[unlabeled[-1]] = [without_annotations(row) for row in rows]
+    plan.files[_NO_PERSON_FILE] = [
+        without_annotations(row) for row in train if not row["annotation_ids"]
+    ]
+    plan.files[_EXTRA_FILE] = extra
+    for index, ratio in enumerate(ratios):
+        name = f"ratio_{ratio:g}"
+        plan.configs[name] = _config_files(plan, labeled[:index + 1],
+                                           unlabeled[index + 1:] + [_NO_PERSON_FILE, _EXTRA_FILE])
+        plan.labeled_image_ids[name] = sorted(order[:stops[index + 1]])
+    plan.configs[FULL_CONFIG] = _config_files(plan, labeled, [_EXTRA_FILE])
+    plan.labeled_image_ids[FULL_CONFIG] = sorted(order)
+    plan.files = {path: rows for path, rows in plan.files.items() if rows}
+    return plan
+
+
+def _config_files(
+    plan: _FolderPlan, labeled: list[str], unlabeled: list[str]
+) -> dict[str, list[str]]:
+    """A config's files per split, leaving out files without rows."""
+    splits = {"labeled": labeled, "unlabeled": unlabeled, "validation": [_VALIDATION_FILE]}
+    return {split: [path for path in paths if plan.files[path]] for split, paths in splits.items()}
+
+
+@contextmanager
+def _atomic_folder(output_dir: Path, overwrite: bool) -> Iterator[Path]:
+    """Yield a temporary sibling folder; on success move it to `output_dir`, else delete it."""
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    partial = output_dir.with_name(f".{output_dir.name}.partial-{uuid.uuid4().hex[:8]}")
+    partial.mkdir()
+    try:
+        yield partial
+        _check_output_dir(output_dir, overwrite)
+        if output_dir.exists():
+            previous = output_dir.with_name(f".{output_dir.name}.previous-{uuid.uuid4().hex[:8]}")
+            output_dir.rename(previous)
+            try:
+                partial.rename(output_dir)
+            except OSError:
+                previous.rename(output_dir)
+                raise
+            shutil.rmtree(previous)
+        else:
+            partial.rename(output_dir)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _write_files(
+    folder: Path, files: dict[str, list[dict[str, Any]]], features: Features, embed: bool,
+    show_progress: bool,
+) -> None:
+    """Write each file's rows as parquet (features in the schema metadata), in row groups."""
+    schema = features.arrow_schema
+    with tqdm(total=sum(map(len, files.values())), desc="Writing parquet", unit="rows",
+              disable=not show_progress) as progress:
+        for relative_path, rows in files.items():
+            path = folder / relative_path
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with pq.ParquetWriter(path, schema) as writer:
+                for start in range(0, len(rows), ROWS_PER_ROW_GROUP):
+                    chunk = rows[start:start + ROWS_PER_ROW_GROUP]
+                    batch = [_encode(row, features, embed) for row in chunk]
+                    writer.write_table(pa.Table.from_pylist(batch, schema=schema))
+                    progress.update(len(batch))
+
+
+def _encode(row: dict[str, Any], features: Features, embed: bool) -> dict[str, Any]:
+    """Arrow-ready row: the image as an absolute path, or as bytes named by its file name."""
+    if embed:
+        row = {**row, "image": {"bytes": Path(row["image"]).read_bytes(), "path": row["file_name"]}}
+    return features.encode_example(row)
+
+
+def _readme(plan: _FolderPlan, metadata: dict[str, Any], name: str) -> str:
+    """README.md: YAML `configs:` for `load_dataset`, then the dataset card."""
+    configs = [
+        {"config_name": config, "data_files": [
+            {"split": split, "path": paths} for split, paths in splits.items() if paths
+        ]}
+        for config, splits in plan.configs.items()
+    ]
+    header = yaml.safe_dump({"configs": configs}, sort_keys=False)
+    return f"---\n{header}---\n\n{_card(metadata, name)}"
+
+
+def _card(metadata: dict[str, Any], name: str) -> str:
+    """The human part of README.md: sources, how subsets were drawn, counts, labeled ids."""
+    sources = metadata["sources"]
+    extra = ", ".join(f"`{folder}`" for folder in sources["extra_unlabeled_dirs"]) or "none"
+    images = (
+        "embedded in the parquet files (portable, ready for `push_to_hub`)" if metadata["embedded"]
+        else "referenced by absolute path to the original files (not portable: they must stay)"
+    )
+    first_config = next(iter(metadata["configs"]))
+    lines = [
+        f"# {name}",
+        "",
+        f"Multi-person keypoints ({metadata['skeleton']} skeleton) with labeled/unlabeled "
+        "configs for semi-supervised training, written by "
+        "`semipose.data.dataset_folder.prepare_dataset_folder`.",
+        "",
+        f"- Training annotations: `{sources['train_annotations']}`",
+        f"- Validation annotations: `{sources['val_annotations']}`",
+        f"- Extra unlabeled image folders: {extra}",
+        f"- Images: {images}.",
+        f"- Labeled subsets: seed {metadata['seed']}; `numpy.random.default_rng(seed).permutation` "
+        f"of the sorted ids of the N = {metadata['num_eligible_train_images']} training images "
+        "with at least one labeled person; `ratio_r` labels the first `ceil(r * N / 100)` "
+        "(nested subsets); its unlabeled split holds every other training image (annotations "
+        "removed) and the extra images.",
+        "",
+        "```python",
+        "from datasets import load_dataset",
+        f'labeled = load_dataset("path/to/{name}", "{first_config}", split="labeled")',
+        "```",
+        "",
+        "| config | labeled | unlabeled | validation |",
+        "|---|---|---|---|",
+        *(f"| {config} | {c['labeled']} | {c['unlabeled']} | {c['validation']} |"
+          for config, c in metadata["configs"].items()),
+        "",
+        "Splits with 0 rows are not declared above (`datasets` cannot load an empty split); "
+        "`semipose.data.dataset_folder.load_pose_dataset` returns an empty dataset for them.",
+        "",
+        "## Labeled image ids",
+        "",
+    ]
+    for config, ids in metadata["labeled_image_ids"].items():
+        if config == FULL_CONFIG:
+            lines += [f"- `{config}`: all {len(ids)} eligible training images."]
+        else:
+            lines += [f"- `{config}` ({len(ids)}): {', '.join(map(str, ids))}"]
+    return "\n".join(lines) + "\n"
