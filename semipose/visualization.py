@@ -1,0 +1,144 @@
+"""Draw people (keypoints and limbs) on images and tile images into grids.
+
+Shared by the command line, the trainer's logged samples, the README figures and the synthetic
+data's contact sheet, so every picture of the project colors bodies the same way: limbs of the
+person's left side orange, right side blue, center (head, torso) green.
+
+Shapes: M people, K keypoints. Keypoints are `(x, y, v)` in pixels of the image they are drawn on,
+integer coordinates at pixel centers (see `semipose.skeletons`); `v` is a visibility (0, 1, 2) or
+a confidence score, and a keypoint is drawn when `v > threshold`.
+
+Example:
+
+```python
+>>> import numpy as np
+>>> from PIL import Image
+>>> from semipose.skeletons import get_skeleton
+>>> from semipose.visualization import draw_people, make_grid
+>>> keypoints = np.zeros((1, 17, 3)); keypoints[0, 5:7] = [[40, 30, 2], [20, 30, 2]]
+>>> drawn = draw_people(Image.new("RGB", (64, 64)), keypoints, get_skeleton("coco"), scores=[0.9])
+>>> make_grid([drawn, drawn], columns=2).size
+(130, 64)
+```
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from .skeletons import Skeleton
+
+SIDE_COLORS: dict[str, tuple[int, int, int]] = {
+    "left": (255, 140, 0),
+    "right": (0, 160, 255),
+    "center": (60, 220, 60),
+}
+"""Limb and keypoint color per body side (`Skeleton.side` / `Skeleton.limb_side`)."""
+
+
+def draw_people(
+    image: Image.Image,
+    keypoints: np.ndarray | Sequence,
+    skeleton: Skeleton,
+    scores: np.ndarray | Sequence[float] | None = None,
+    threshold: float = 0.3,
+    line_width: int | None = None,
+) -> Image.Image:
+    """Draw each person's limbs and keypoints, colored by body side, on a copy of `image`.
+
+    Args:
+        image: the picture the keypoints belong to (any PIL mode; drawn on as RGB).
+        keypoints: `[M, K, 3]` array of `(x, y, v)` in `image` pixels; `v` is a visibility or a
+            score. A keypoint is drawn when `v > threshold`, a limb when both of its ends are.
+        skeleton: gives K, the limbs and each keypoint's side.
+        scores: optional `[M]` person scores, written above each person's top-left keypoint.
+        threshold: keypoints with `v <= threshold` are not drawn (0.3 hides unlabeled ground
+            truth, `v = 0`, and low-confidence predictions).
+        line_width: limb width in pixels; by default about 1/150 of the image's shorter side.
+
+    Returns:
+        A new RGB image.
+    """
+    keypoints = _check_keypoints(keypoints, skeleton)
+    if scores is not None and len(scores) != len(keypoints):
+        raise ValueError(
+            f"scores has {len(scores)} entries, expected one per person ({len(keypoints)})."
+        )
+    canvas = image.convert("RGB")
+    draw = ImageDraw.Draw(canvas)
+    width = line_width or max(1, round(min(canvas.size) / 150))
+    for person, points in enumerate(keypoints):
+        shown = points[:, 2] > threshold
+        _draw_limbs(draw, points, shown, skeleton, width)
+        _draw_keypoints(draw, points, shown, skeleton, width)
+        if scores is not None and shown.any():
+            x, y = points[shown, :2].min(axis=0)
+            draw.text((x, y - 11), f"{float(scores[person]):.2f}", fill=(255, 255, 255),
+                      font=ImageFont.load_default(), stroke_width=1, stroke_fill=(0, 0, 0))
+    return canvas
+
+
+def make_grid(
+    images: Sequence[Image.Image],
+    columns: int,
+    padding: int = 2,
+    background: tuple[int, int, int] = (255, 255, 255),
+) -> Image.Image:
+    """Tile images row by row into one RGB picture (cells as large as the largest image).
+
+    Args:
+        images: the tiles, in reading order; sizes may differ (each sits at its cell's top-left).
+        columns: tiles per row.
+        padding: pixels between tiles.
+        background: color of the padding and of empty cell space.
+    """
+    if not images:
+        raise ValueError("make_grid needs at least one image, got none.")
+    if columns < 1:
+        raise ValueError(f"columns must be >= 1, got {columns}.")
+    cell_width = max(image.width for image in images)
+    cell_height = max(image.height for image in images)
+    columns = min(columns, len(images))
+    rows = -(-len(images) // columns)
+    grid = Image.new("RGB", (columns * cell_width + (columns - 1) * padding,
+                             rows * cell_height + (rows - 1) * padding), background)
+    for index, image in enumerate(images):
+        row, column = divmod(index, columns)
+        corner = (column * (cell_width + padding), row * (cell_height + padding))
+        grid.paste(image.convert("RGB"), corner)
+    return grid
+
+
+def _check_keypoints(keypoints: np.ndarray | Sequence, skeleton: Skeleton) -> np.ndarray:
+    """Keypoints as a float `[M, K, 3]` array; ValueError naming the expected shape otherwise."""
+    array = np.asarray(keypoints, dtype=np.float64)
+    if array.size == 0:
+        return array.reshape(0, skeleton.num_keypoints, 3)
+    if array.ndim != 3 or array.shape[1:] != (skeleton.num_keypoints, 3):
+        raise ValueError(
+            f"keypoints must have shape [M, {skeleton.num_keypoints}, 3] for the {skeleton.name!r} "
+            f"skeleton, got {list(array.shape)}."
+        )
+    return array
+
+
+def _draw_limbs(
+    draw: ImageDraw.ImageDraw, points: np.ndarray, shown: np.ndarray, skeleton: Skeleton, width: int
+) -> None:
+    for limb in skeleton.limbs:
+        if shown[limb[0]] and shown[limb[1]]:
+            ends = [tuple(points[k, :2]) for k in limb]
+            draw.line(ends, fill=SIDE_COLORS[skeleton.limb_side(limb)], width=width)
+
+
+def _draw_keypoints(
+    draw: ImageDraw.ImageDraw, points: np.ndarray, shown: np.ndarray, skeleton: Skeleton, width: int
+) -> None:
+    radius = width + 0.5
+    for k in np.flatnonzero(shown):
+        x, y = points[k, :2]
+        draw.ellipse((x - radius, y - radius, x + radius, y + radius),
+                     fill=SIDE_COLORS[skeleton.side(k)], outline=(0, 0, 0) if width > 1 else None)
