@@ -1,0 +1,225 @@
+"""Model speed on CPU: decoding time per image by crowd size, and inference throughput with its post-processing share.
+
+Two measurements, for both families (associative embedding and center + offset):
+
+- `decode`: milliseconds per image of `model.decode` (the codec decoder with the config's settings)
+  on IDEAL maps holding 1, 10 or 30 people, at 512 x 512 input (128 x 128 maps at stride 4). Ideal
+  maps are the codec's own training targets (AE tags = person id), so the decoder sees as many
+  peaks as a well-trained model produces; a random-init model's maps decode to nobody and would
+  time an empty loop.
+- `inference`: images/s of forward + post-processing at 256 and 512 input, batch `--batch-size`,
+  and the share of that time spent in post-processing (`model.decode` on ideal maps with
+  `--people` people at the same map size + `PoseImageProcessor.post_process_pose_estimation`
+  mapping to original pixels).
+
+People are random boxes (15-35 % of the image height) with the K keypoints uniform inside. Each
+number is the median of `--repeats` timed runs after `--warmup` untimed ones (the first few CPU
+forwards at a new input shape are up to 20x slower: measured 1.8, 0.7, 0.5, 0.8 s, then 0.08 s);
+`best_*` fields keep the fastest run, the better estimate when other jobs share the cores (the
+same decode measured 3 ms and 90 ms per image minutes apart on a busy 2-core machine).
+Results go to `benchmarks/results/bench_models.json` with the machine, its load and the library
+versions.
+
+Usage:
+
+```bash
+python benchmarks/bench_models.py                      # regnetx_002 and resnet50, a few minutes on 2 cores
+python benchmarks/bench_models.py --backbones regnetx_002 --repeats 2   # quick check
+```
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import timm
+import torch
+import transformers
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from semipose.modeling import (  # noqa: E402
+    AssociativeEmbeddingConfig,
+    AssociativeEmbeddingForPoseEstimation,
+    AssociativeEmbeddingOutput,
+    CenterOffsetConfig,
+    CenterOffsetForPoseEstimation,
+    CenterOffsetOutput,
+    PoseImageProcessor,
+)
+from semipose.modeling.codec_associative_embedding import encode_associative_embedding_targets  # noqa: E402
+from semipose.modeling.codec_center_offset import encode_center_offset_targets  # noqa: E402
+from semipose.modeling.codec_common import render_gaussian_heatmaps  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results" / "bench_models.json"
+FAMILIES = {
+    "associative_embedding": (AssociativeEmbeddingConfig, AssociativeEmbeddingForPoseEstimation),
+    "center_offset": (CenterOffsetConfig, CenterOffsetForPoseEstimation),
+}
+DECODE_INPUT_SIZE = 512
+DECODE_PEOPLE = (1, 10, 30)
+INFERENCE_INPUT_SIZES = (256, 512)
+TAG_SPACING = 2.0  # ideal AE tags: person m has tag m * TAG_SPACING, well beyond the tag threshold
+
+
+def random_people(batch: int, people: int, size: int, num_keypoints: int, seed: int = 0) -> torch.Tensor:
+    """`[batch, people, K, 3]` keypoints: per person a random box, its keypoints uniform inside, all labeled."""
+    generator = torch.Generator().manual_seed(seed)
+    heights = size * (0.15 + 0.2 * torch.rand(batch, people, 1, 1, generator=generator))
+    corners = (size - heights) * torch.rand(batch, people, 1, 2, generator=generator)
+    inside = torch.rand(batch, people, num_keypoints, 2, generator=generator) * heights * torch.tensor([0.5, 1.0])
+    return torch.cat([corners + inside, torch.full((batch, people, num_keypoints, 1), 2.0)], dim=-1)
+
+
+def ideal_tags(keypoints: torch.Tensor, heatmap_size: tuple[int, int], stride: int, sigma: float) -> torch.Tensor:
+    """`[B, K, h, w]` tags: at each pixel, `TAG_SPACING` x the id of the person whose Gaussian is strongest there."""
+    batch, people, num_keypoints, _ = keypoints.shape
+    per_person = render_gaussian_heatmaps(
+        keypoints.reshape(batch * people, 1, num_keypoints, 3), heatmap_size, stride=stride, sigma=sigma
+    ).view(batch, people, num_keypoints, *heatmap_size)
+    return per_person.argmax(dim=1).float() * TAG_SPACING
+
+
+def ideal_outputs(family: str, keypoints: torch.Tensor, config, input_size: int):
+    """The family's output dataclass holding the codec's targets for `keypoints` (what a perfect model predicts)."""
+    stride, sigma = config.output_stride, config.heatmap_sigma
+    heatmap_size = (input_size // stride, input_size // stride)
+    if family == "associative_embedding":
+        heatmaps = encode_associative_embedding_targets(keypoints, heatmap_size, stride=stride, sigma=sigma).heatmaps
+        return AssociativeEmbeddingOutput(heatmaps=heatmaps, tags=ideal_tags(keypoints, heatmap_size, stride, sigma))
+    targets = encode_center_offset_targets(keypoints, heatmap_size, stride=stride, sigma=sigma)
+    offsets, _ = targets.offset_maps()
+    return CenterOffsetOutput(heatmaps=targets.heatmaps, center_heatmap=targets.center_heatmap, offsets=offsets)
+
+
+def median_seconds(function: Callable[[], object], repeats: int, warmup: int) -> tuple[float, list[float]]:
+    """Median wall time of `function` over `repeats` runs after `warmup` untimed runs, and the runs."""
+    for _ in range(warmup):
+        function()
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        runs.append(time.perf_counter() - start)
+    return statistics.median(runs), runs
+
+
+def build_model(family: str, backbone: str) -> torch.nn.Module:
+    config_class, model_class = FAMILIES[family]
+    return model_class(config_class(backbone=backbone)).eval()
+
+
+def measure_decode(args: argparse.Namespace) -> list[dict]:
+    """Milliseconds per image of `model.decode` on ideal maps with 1, 10 and 30 people."""
+    records = []
+    for family in FAMILIES:
+        model = build_model(family, "regnetx_002")  # decoding does not depend on the backbone
+        for people in DECODE_PEOPLE:
+            keypoints = random_people(args.batch_size, people, DECODE_INPUT_SIZE, model.config.num_keypoints)
+            outputs = ideal_outputs(family, keypoints, model.config, DECODE_INPUT_SIZE)
+            seconds, runs = median_seconds(lambda: model.decode(outputs), args.repeats, args.warmup)
+            found = int(model.decode(outputs).mask.sum()) / args.batch_size
+            records.append({
+                "measurement": "decode", "family": family, "people": people, "input_size": DECODE_INPUT_SIZE,
+                "batch_size": args.batch_size, "ms_per_image": round(1000 * seconds / args.batch_size, 2),
+                "best_ms_per_image": round(1000 * min(runs) / args.batch_size, 2), "people_decoded_per_image": found,
+            })
+            record = records[-1]
+            print(f"decode  {family:>21}  {people:2d} people  {record['ms_per_image']:6.2f} ms/image"
+                  f" (best {record['best_ms_per_image']})")
+    return records
+
+
+def measure_inference(args: argparse.Namespace) -> list[dict]:
+    """Images/s of forward + post-processing, and the post-processing share, per backbone and input size."""
+    records = []
+    for backbone in args.backbones:
+        for family in FAMILIES:
+            model = build_model(family, backbone)
+            processor = PoseImageProcessor(size=max(INFERENCE_INPUT_SIZES), output_stride=model.config.output_stride)
+            for size in INFERENCE_INPUT_SIZES:
+                records.append(time_inference(model, processor, family, backbone, size, args))
+    return records
+
+
+def time_inference(model, processor, family: str, backbone: str, size: int, args: argparse.Namespace) -> dict:
+    """One inference record: forward and post-processing timed separately on a batch of `size` x `size` images."""
+    pixel_values = torch.randn(args.batch_size, 3, size, size)
+    keypoints = random_people(args.batch_size, args.people, size, model.config.num_keypoints)
+    outputs = ideal_outputs(family, keypoints, model.config, size)
+    target_sizes = [(2 * size, 2 * size)] * args.batch_size
+
+    def post_process():
+        return processor.post_process_pose_estimation(model.decode(outputs), target_sizes=target_sizes)
+
+    with torch.inference_mode():
+        forward, forward_runs = median_seconds(lambda: model(pixel_values), args.repeats, args.warmup)
+    post, post_runs = median_seconds(post_process, args.repeats, args.warmup)
+    images_per_second = args.batch_size / (forward + post)
+    best = args.batch_size / (min(forward_runs) + min(post_runs))
+    print(
+        f"inference  {family:>21}  {backbone:>12}  input {size}  {images_per_second:6.2f} images/s (best {best:.2f})"
+        f"  post-processing {100 * post / (forward + post):4.1f} %"
+    )
+    return {
+        "measurement": "inference", "family": family, "backbone": backbone, "input_size": size,
+        "batch_size": args.batch_size, "images_per_second": round(images_per_second, 2),
+        "best_images_per_second": round(best, 2), "forward_ms_per_image": round(1000 * forward / args.batch_size, 2),
+        "post_processing_ms_per_image": round(1000 * post / args.batch_size, 2),
+        "post_processing_share": round(post / (forward + post), 4), "post_processing_people": args.people,
+    }
+
+
+MEASUREMENTS: list[Callable[[argparse.Namespace], list[dict]]] = [measure_decode, measure_inference]
+
+
+def machine() -> dict:
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average_1min_at_start": round(os.getloadavg()[0], 2),  # other jobs on the machine
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "timm": timm.__version__,
+        "transformers": transformers.__version__,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backbones", nargs="+", default=["regnetx_002", "resnet50"], help="timm names for inference")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--people", type=int, default=10, help="people in the maps post-processed during inference")
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs per measurement (median kept)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed runs before timing a measurement")
+    parser.add_argument("--torch-threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--output", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    torch.set_num_threads(args.torch_threads)
+    torch.manual_seed(0)
+    report = {
+        "benchmark": "bench_models",
+        "device": "cpu",
+        "source": "random-init models; decoding on ideal maps (codec targets) of random box-shaped people",
+        "machine": machine(),
+        "results": [record for measure in MEASUREMENTS for record in measure(args)],
+    }
+    report["machine"]["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Configuration of the bottom-up associative-embedding model (HigherHRNet-style)."""
+
+from .configuration_pose import PoseConfig
+
+
+class AssociativeEmbeddingConfig(PoseConfig):
+    r"""
+    This is the configuration class to store the configuration of an
+    [`AssociativeEmbeddingForPoseEstimation`]: a timm backbone + neck predicting K keypoint heatmaps and K
+    associative-embedding tags, grouped into people at decoding time. Fields shared with the other
+    family (backbone, neck, skeleton, heatmap loss, decoding) are documented on `PoseConfig`.
+
+    Args:
+        tag_pull_loss_weight (`float`, *optional*, defaults to 1e-3):
+            weight of the pull term (tags of one person close to their mean).
+        tag_push_loss_weight (`float`, *optional*, defaults to 1e-3):
+            weight of the push term (mean tags of different people apart).
+        detection_threshold (`float`, *optional*, defaults to 0.1):
+            heatmap peaks below this are not decoded.
+        tag_threshold (`float`, *optional*, defaults to 1.0):
+            largest tag distance at which a keypoint joins a person.
+        fill_missing (`bool`, *optional*, defaults to `True`):
+            fill keypoints a person lacks with the heatmap maximum nearest its tag.
+
+    Example:
+
+    ```python
+    >>> from semipose.modeling import AssociativeEmbeddingConfig, AssociativeEmbeddingForPoseEstimation
+    >>> config = AssociativeEmbeddingConfig(backbone="regnetx_002", neck_channels=32, skeleton="crowdpose")
+    >>> model = AssociativeEmbeddingForPoseEstimation(config)
+    >>> config.num_keypoints, config.model_type
+    (14, 'semipose_associative_embedding')
+    ```
+    """
+
+    model_type = "semipose_associative_embedding"
+
+    tag_pull_loss_weight: float = 1e-3
+    tag_push_loss_weight: float = 1e-3
+    detection_threshold: float = 0.1
+    tag_threshold: float = 1.0
+    fill_missing: bool = True
+
+
+__all__ = ["AssociativeEmbeddingConfig"]

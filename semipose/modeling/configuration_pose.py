@@ -1,0 +1,113 @@
+"""Fields shared by both pose model families: backbone, neck, skeleton facts, heatmap loss and decoding.
+
+The family configs (`AssociativeEmbeddingConfig`, `CenterOffsetConfig`) subclass `PoseConfig` and add
+their own loss weights and decoding thresholds. The skeleton facts (`num_keypoints`, `flip_index`,
+`sigmas`, `grouping_order`) are stored in the config itself, so a saved checkpoint loads with
+`trust_remote_code=True` where semipose is not installed; when they are not given they are read from
+`semipose.skeletons` by `skeleton` name.
+"""
+
+from transformers import PreTrainedConfig
+
+SKELETON_LIST_FIELDS = ("flip_index", "sigmas", "grouping_order")
+OUTPUT_STRIDES = (2, 4)
+
+
+def _registered_skeleton(name: str):
+    """The `semipose.skeletons.Skeleton` called `name`, or None (unknown name, or semipose not installed)."""
+    try:
+        from semipose.skeletons import SKELETONS
+    except ImportError:  # checkpoint code loaded with trust_remote_code, without semipose
+        return None
+    return SKELETONS.get(name)
+
+
+class PoseConfig(PreTrainedConfig):
+    r"""
+    Base configuration of the semipose models; use a family config, not this class.
+
+    Args:
+        backbone (`str`, *optional*, defaults to `"resnet50"`):
+            timm model name; built with `features_only=True` and random weights (pass
+            `pretrained_backbone=` to the model to load weights).
+        backbone_out_indices (`list[int]`, *optional*):
+            timm feature levels fused by the neck; default: every level of stride >= 4.
+        neck_channels (`int`, *optional*, defaults to 128):
+            channels of the fused feature map the heads read.
+        output_stride (`int`, *optional*, defaults to 4):
+            stride of the predicted maps relative to the input: 4, or 2 (HigherHRNet-style).
+        skeleton (`str`, *optional*, defaults to `"coco"`):
+            skeleton name (`"coco"`, `"crowdpose"` or a custom name with the facts below given).
+        num_keypoints (`int`, *optional*):
+            K; default: the skeleton's. A value that disagrees with a registered skeleton raises.
+        flip_index (`list[int]`, *optional*):
+            K indices: channel k of a horizontally flipped image is channel `flip_index[k]`.
+        sigmas (`list[float]`, *optional*):
+            K OKS sigmas.
+        grouping_order (`list[int]`, *optional*):
+            K indices: order in which bottom-up decoding attaches keypoints to people.
+        heatmap_sigma (`float`, *optional*, defaults to 2.0):
+            standard deviation, in heatmap pixels, of the Gaussian targets.
+        heatmap_loss_weight (`float`, *optional*, defaults to 1.0):
+            weight of the keypoint heatmap MSE in `loss`.
+        max_people (`int`, *optional*, defaults to 30):
+            most people decoded per image.
+        nms_kernel (`int`, *optional*, defaults to 5):
+            max-pool window of the heatmap non-maximum suppression.
+        refine (`bool`, *optional*, defaults to `True`):
+            sub-pixel refinement of decoded keypoints.
+        initializer_range (`float`, *optional*, defaults to 0.001):
+            std of the normal init of neck and head convolutions (the backbone keeps timm's init).
+    """
+
+    backbone: str = "resnet50"
+    backbone_out_indices: list[int] | None = None
+    neck_channels: int = 128
+    output_stride: int = 4
+    skeleton: str = "coco"
+    num_keypoints: int | None = None
+    flip_index: list[int] | None = None
+    sigmas: list[float] | None = None
+    grouping_order: list[int] | None = None
+    heatmap_sigma: float = 2.0
+    heatmap_loss_weight: float = 1.0
+    max_people: int = 30
+    nms_kernel: int = 5
+    refine: bool = True
+    initializer_range: float = 0.001
+
+    def __post_init__(self, **kwargs):
+        if self.output_stride not in OUTPUT_STRIDES:
+            raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {self.output_stride}.")
+        self._fill_skeleton_facts()
+        self.check_skeleton_facts()
+        super().__post_init__(**kwargs)
+
+    def _fill_skeleton_facts(self) -> None:
+        """Take the skeleton facts left unset from `semipose.skeletons` (when semipose is installed)."""
+        known = _registered_skeleton(self.skeleton)
+        if known is None or self.num_keypoints not in (None, known.num_keypoints):
+            return
+        self.num_keypoints = known.num_keypoints
+        for name in SKELETON_LIST_FIELDS:
+            if getattr(self, name) is None:
+                setattr(self, name, list(getattr(known, name)))
+
+    def check_skeleton_facts(self) -> None:
+        """Raise ValueError unless `num_keypoints`, the per-keypoint lists and the named skeleton agree."""
+        known = _registered_skeleton(self.skeleton)
+        if known is not None and self.num_keypoints != known.num_keypoints:
+            raise ValueError(
+                f"Skeleton {self.skeleton!r} has {known.num_keypoints} keypoints, "
+                f"got num_keypoints={self.num_keypoints}."
+            )
+        missing = [name for name in ("num_keypoints", *SKELETON_LIST_FIELDS) if getattr(self, name) is None]
+        if missing:
+            raise ValueError(
+                f"Skeleton {self.skeleton!r} is not registered in semipose.skeletons: pass {missing} explicitly."
+            )
+        for name in SKELETON_LIST_FIELDS:
+            if len(getattr(self, name)) != self.num_keypoints:
+                raise ValueError(
+                    f"{name} must have num_keypoints={self.num_keypoints} entries, got {len(getattr(self, name))}."
+                )

@@ -1,0 +1,241 @@
+"""Image processor of the semipose models: resize, pad, normalize in; decode and map to image pixels out.
+
+Geometry lives here, never in `forward`: images are resized keeping their aspect ratio so the longest
+edge is `size["longest_edge"]`, normalized, and padded at the bottom/right to the batch's largest
+size rounded up to a multiple of `size_divisor` (the backbone's coarsest stride). Post-processing
+decodes people (or takes already decoded `DecodedPoses`) and undoes the resize, so keypoints come
+back in ORIGINAL image pixels (integer coordinates = pixel centers, as everywhere in semipose).
+
+Example:
+
+```python
+>>> import torch
+>>> from semipose.modeling import PoseImageProcessor
+>>> processor = PoseImageProcessor(size={"longest_edge": 256})
+>>> inputs = processor([torch.zeros(3, 480, 640, dtype=torch.uint8)], return_tensors="pt")
+>>> inputs["pixel_values"].shape
+torch.Size([1, 3, 192, 256])
+>>> # outputs = model(**inputs)
+>>> # people = processor.post_process_pose_estimation(outputs, target_sizes=[(480, 640)])
+```
+"""
+
+import math
+
+import torch
+import torch.nn.functional as F
+from transformers.image_processing_backends import TorchvisionBackend
+from transformers.image_processing_utils import BatchFeature
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling, SizeDict
+from transformers.processing_utils import ImagesKwargs, Unpack
+from transformers.utils import ModelOutput
+
+from .codec_associative_embedding import decode_associative_embedding
+from .codec_center_offset import decode_center_offset
+from .codec_common import DecodedPoses
+
+
+class PoseImageProcessorKwargs(ImagesKwargs, total=False):
+    r"""
+    size_divisor (`int`, *optional*, defaults to 32):
+        padded height and width are multiples of this (the backbone's coarsest stride).
+    output_stride (`int`, *optional*, defaults to 4):
+        stride of the model's maps, used when decoding raw outputs (the model config's `output_stride`).
+    grouping_order (`list[int]`, *optional*):
+        keypoint order for associative-embedding grouping (the model config's `grouping_order`);
+        default: keypoint index order.
+    """
+
+    size_divisor: int | None
+    output_stride: int | None
+    grouping_order: list[int] | None
+
+
+def resized_size(height: int, width: int, longest_edge: int) -> tuple[int, int]:
+    """(height, width) after resizing so the longest edge is `longest_edge`, keeping the aspect ratio."""
+    scale = longest_edge / max(height, width)
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+class PoseImageProcessor(TorchvisionBackend):
+    r"""
+    Prepares images for the semipose models and turns their outputs into people in image pixels.
+
+    Args:
+        size (`dict[str, int]` or `int`, *optional*, defaults to `{"longest_edge": 512}`):
+            resize target; an int means the longest edge.
+        size_divisor (`int`, *optional*, defaults to 32): padding multiple.
+        output_stride (`int`, *optional*, defaults to 4): the model's output stride, for decoding.
+        grouping_order (`list[int]`, *optional*): associative-embedding grouping order, for decoding.
+        Other arguments (`do_resize`, `resample`, `do_rescale`, `do_normalize`, `image_mean`,
+        `image_std`, `do_pad`) as in every transformers image processor.
+    """
+
+    valid_kwargs = PoseImageProcessorKwargs
+    model_input_names = ["pixel_values"]
+
+    do_resize = True
+    size = {"longest_edge": 512}
+    resample = PILImageResampling.BILINEAR
+    do_rescale = True
+    rescale_factor = 1 / 255
+    do_normalize = True
+    image_mean = IMAGENET_DEFAULT_MEAN
+    image_std = IMAGENET_DEFAULT_STD
+    do_pad = True
+    size_divisor = 32
+    output_stride = 4
+    grouping_order = None
+
+    def __init__(self, **kwargs: Unpack[PoseImageProcessorKwargs]):
+        super().__init__(**kwargs)
+
+    def _standardize_kwargs(self, size=None, **kwargs) -> dict:
+        """An int `size` is the longest edge; a size dict must hold only `longest_edge`."""
+        if isinstance(size, int):
+            size = {"longest_edge": size}
+        kwargs = super()._standardize_kwargs(size=size, **kwargs)
+        if kwargs["size"] is not None and set(dict(kwargs["size"])) != {"longest_edge"}:
+            raise ValueError(f"size: expected an int or {{'longest_edge': int}}, got {dict(kwargs['size'])}.")
+        return kwargs
+
+    def resize(self, image: torch.Tensor, size: SizeDict, resample=None, **kwargs) -> torch.Tensor:
+        """Resize `[..., C, h, w]` so its longest edge is `size.longest_edge`, keeping the aspect ratio."""
+        height, width = resized_size(*image.shape[-2:], size.longest_edge)
+        return super().resize(image, SizeDict(height=height, width=width), resample=resample, **kwargs)
+
+    def _preprocess(
+        self,
+        images: list[torch.Tensor],
+        do_resize: bool,
+        size: SizeDict,
+        resample,
+        do_rescale: bool,
+        rescale_factor: float,
+        do_normalize: bool,
+        image_mean,
+        image_std,
+        do_pad: bool,
+        size_divisor: int,
+        return_tensors=None,
+        **kwargs,
+    ) -> BatchFeature:
+        """Resize, rescale + normalize each `[3, h, w]` image, then pad the batch; returns `pixel_values`."""
+        processed = []
+        for image in images:
+            if do_resize:
+                image = self.resize(image, size, resample)
+            image = self.rescale_and_normalize(image, do_rescale, rescale_factor, do_normalize, image_mean, image_std)
+            processed.append(image)
+        if do_pad:
+            processed = pad_to_multiple(processed, size_divisor)
+        return BatchFeature(data={"pixel_values": processed}, tensor_type=return_tensors)
+
+    def decode(self, outputs: ModelOutput, **decode_kwargs) -> DecodedPoses:
+        """Decode raw model outputs with the family's decoder (chosen by the output's fields).
+
+        Args:
+            outputs: an `AssociativeEmbeddingOutput` (has `tags`) or a `CenterOffsetOutput` (has
+                `center_heatmap` and `offsets`).
+            decode_kwargs: overrides of the decoder's settings (thresholds, `max_people`, ...).
+        """
+        if getattr(outputs, "tags", None) is not None:
+            grouping_order = self.grouping_order or list(range(outputs.heatmaps.shape[1]))
+            decode_kwargs = {"grouping_order": grouping_order, **decode_kwargs}
+            return decode_associative_embedding(
+                outputs.heatmaps, outputs.tags, stride=self.output_stride, **decode_kwargs
+            )
+        if getattr(outputs, "center_heatmap", None) is not None:
+            return decode_center_offset(
+                outputs.heatmaps, outputs.center_heatmap, outputs.offsets, stride=self.output_stride, **decode_kwargs
+            )
+        raise ValueError(
+            "outputs: expected an AssociativeEmbeddingOutput (with tags) or a CenterOffsetOutput (with "
+            f"center_heatmap and offsets), got {type(outputs).__name__} without them."
+        )
+
+    def post_process_pose_estimation(
+        self,
+        outputs: ModelOutput | DecodedPoses,
+        target_sizes: list[tuple[int, int]] | torch.Tensor | None = None,
+        **decode_kwargs,
+    ) -> list[dict[str, torch.Tensor]]:
+        """People per image, in original image pixels.
+
+        Args:
+            outputs: raw model outputs (decoded here, see `decode`) or `DecodedPoses` (e.g.
+                `model.decode(outputs)`, which uses the model config's decoding settings).
+            target_sizes (`list[tuple[int, int]]` or `torch.Tensor` of shape `(B, 2)`, *optional*): original
+                (height, width) of each image; keypoints are mapped back through this processor's resize.
+                None keeps them in model input pixels.
+            decode_kwargs: decoder overrides, when `outputs` are raw.
+
+        Returns:
+            One dict per image: `keypoints [M, K, 2]` (x, y), `keypoint_scores [M, K]`, `scores [M]`,
+            people sorted by score.
+        """
+        poses = outputs if _is_decoded(outputs) else self.decode(outputs, **decode_kwargs)
+        people = poses.to_list()
+        if target_sizes is None:
+            return people
+        if len(target_sizes) != len(people):
+            raise ValueError(f"target_sizes: expected {len(people)} (height, width) pairs, got {len(target_sizes)}.")
+        for person, (height, width) in zip(people, target_sizes):
+            person["keypoints"] = self._to_original_pixels(person["keypoints"], int(height), int(width))
+        return people
+
+    def _to_original_pixels(self, keypoints: torch.Tensor, height: int, width: int) -> torch.Tensor:
+        """Undo the resize of an image of original size (height, width): `x = (x' + 0.5) / scale - 0.5` per axis."""
+        if not self.do_resize:
+            return keypoints
+        new_height, new_width = resized_size(height, width, self.size.longest_edge)
+        scale = torch.tensor([new_width / width, new_height / height], device=keypoints.device, dtype=keypoints.dtype)
+        return (keypoints + 0.5) / scale - 0.5
+
+
+def _is_decoded(outputs) -> bool:
+    """True for `DecodedPoses`, by name: under trust_remote_code the model and the processor each load their own
+    copy of the codec module, so the model's `DecodedPoses` is not an instance of the processor's class."""
+    return type(outputs).__name__ == DecodedPoses.__name__
+
+
+def pad_to_multiple(images: list[torch.Tensor], size_divisor: int) -> torch.Tensor:
+    """Zero-pad `[C, h, w]` images at the bottom/right to the batch's largest size rounded up to `size_divisor`."""
+    height = math.ceil(max(image.shape[-2] for image in images) / size_divisor) * size_divisor
+    width = math.ceil(max(image.shape[-1] for image in images) / size_divisor) * size_divisor
+    return torch.stack([F.pad(image, (0, width - image.shape[-1], 0, height - image.shape[-2])) for image in images])
+
+
+def to_coco_results(
+    predictions: list[dict[str, torch.Tensor]], image_ids: list[int], category_id: int = 1
+) -> list[dict]:
+    """COCO keypoint results json entries from `post_process_pose_estimation` output.
+
+    Args:
+        predictions: one dict per image with `keypoints [M, K, 2]`, `keypoint_scores [M, K]`, `scores [M]`.
+        image_ids: the COCO image id of each prediction.
+        category_id: COCO category (1 = person).
+
+    Returns:
+        One `{"image_id", "category_id", "keypoints": [x, y, score] * K flat, "score"}` per person.
+
+    Example:
+
+    ```python
+    >>> to_coco_results([{"keypoints": torch.ones(1, 2, 2), "keypoint_scores": torch.ones(1, 2),
+    ...     "scores": torch.tensor([0.5])}], image_ids=[785])
+    [{'image_id': 785, 'category_id': 1, 'keypoints': [1.0, 1.0, 1.0, 1.0, 1.0, 1.0], 'score': 0.5}]
+    ```
+    """
+    if len(predictions) != len(image_ids):
+        raise ValueError(f"image_ids: expected {len(predictions)} ids (one per prediction), got {len(image_ids)}.")
+    results = []
+    for prediction, image_id in zip(predictions, image_ids):
+        triples = torch.cat([prediction["keypoints"], prediction["keypoint_scores"].unsqueeze(-1)], dim=-1)
+        for keypoints, score in zip(triples.tolist(), prediction["scores"].tolist()):
+            flat = [value for triple in keypoints for value in triple]
+            results.append({"image_id": int(image_id), "category_id": category_id, "keypoints": flat, "score": score})
+    return results
+
+
+__all__ = ["PoseImageProcessor", "resized_size", "to_coco_results"]
