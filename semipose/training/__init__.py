@@ -1,1 +1,6 @@
+"""Semi-supervised training: the Trainer, its arguments, the EMA teacher, strong views and pseudo labels."""
 
+from .arguments import SemiPoseTrainingArguments
+from .trainer import SemiPoseTrainer
+
+__all__ = ["SemiPoseTrainer", "SemiPoseTrainingArguments"]

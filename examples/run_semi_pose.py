@@ -1,0 +1,201 @@
+"""Semi-supervised training of a detector-free multi-person pose estimator: the main job of semipose.
+
+    accelerate launch examples/run_semi_pose.py                       # built-in synthetic data, CPU is fine
+    accelerate launch examples/run_semi_pose.py --dataset_dir data/coco_semi --dataset_config ratio_10 \
+        --model_family associative_embedding --backbone hrnet_w32 --input_size 512 --bf16
+    accelerate launch --multi_gpu --num_processes 2 examples/run_semi_pose.py --use_cpu
+
+Reads top to bottom: arguments, data, model, trainer, train, evaluate, save (model, image processor,
+model card, a picture of predictions), optionally push to the Hub. With no `--dataset_dir` it
+generates the synthetic dataset once into a cache folder and trains on it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import transformers
+from transformers import HfArgumentParser
+
+from semipose.data.collator import PoseDataCollator
+from semipose.data.dataset_folder import load_pose_dataset, read_dataset_metadata
+from semipose.data.semi_supervised import SemiSupervisedCollator, SemiSupervisedDataset
+from semipose.data.synthetic import SyntheticConfig, prepare_synthetic_dataset, synthetic_dataset_dir
+from semipose.data.transforms import AugmentationConfig, LabeledTransform, UnlabeledTransform
+from semipose.model_card import write_model_card
+from semipose.modeling import (
+    AssociativeEmbeddingConfig,
+    AssociativeEmbeddingForPoseEstimation,
+    CenterOffsetConfig,
+    CenterOffsetForPoseEstimation,
+    PoseImageProcessor,
+)
+from semipose.training import SemiPoseTrainer, SemiPoseTrainingArguments
+from semipose.inference import save_prediction_grid
+
+logger = logging.getLogger(__name__)
+
+MODEL_FAMILIES = {
+    "center_offset": (CenterOffsetConfig, CenterOffsetForPoseEstimation),
+    "associative_embedding": (AssociativeEmbeddingConfig, AssociativeEmbeddingForPoseEstimation),
+}
+
+DEFAULT_TRAINING_ARGUMENTS = {
+    "output_dir": "outputs/run_semi_pose",
+    "max_steps": 1200,
+    "per_device_train_batch_size": 16,
+    "per_device_eval_batch_size": 32,
+    "learning_rate": 2e-3,
+    "lr_scheduler_type": "cosine",
+    "warmup_steps": 50,
+    "weight_decay": 1e-4,
+    "logging_steps": 50,
+    "eval_strategy": "steps",
+    "eval_steps": 400,
+    "save_strategy": "steps",
+    "save_steps": 400,
+    "save_total_limit": 2,
+    "report_to": "tensorboard",
+    "dataloader_num_workers": 2,
+    "burn_in_ratio": 0.4,
+}
+
+
+@dataclass
+class ModelArguments:
+    """Which network to train."""
+
+    model_family: str = field(
+        default="center_offset", metadata={"help": f"One of {sorted(MODEL_FAMILIES)}."}
+    )
+    backbone: str = field(default="regnetx_002", metadata={"help": "Any timm model name."})
+    backbone_weights: str | None = field(
+        default=None, metadata={"help": "'timm' for timm's pretrained weights (network), or a local weights file."}
+    )
+    neck_channels: int = field(default=64, metadata={"help": "Channels of the fused stride-4 feature map."})
+    output_stride: int = field(default=4, metadata={"help": "4, or 2 for a HigherHRNet-style output."})
+    input_size: int = field(default=64, metadata={"help": "Side of the square training input, in pixels."})
+
+
+@dataclass
+class DataArguments:
+    """Where the images come from."""
+
+    dataset_dir: str | None = field(
+        default=None, metadata={"help": "A dataset folder from datasets_scripts/; default: built-in synthetic data."}
+    )
+    dataset_config: str = field(default="ratio_5", metadata={"help": "ratio_1 | ratio_5 | ratio_10 | full."})
+    labeled_augmentation: str = field(default="light", metadata={"help": "none | light | strong."})
+    synthetic_skeleton: str = field(default="crowdpose", metadata={"help": "coco | crowdpose."})
+    synthetic_image_size: int = field(default=64, metadata={"help": "Side of the synthetic images."})
+    synthetic_num_train: int = field(default=1000, metadata={"help": "Synthetic training images."})
+    synthetic_num_val: int = field(default=300, metadata={"help": "Synthetic validation images."})
+    synthetic_max_people: int = field(default=2, metadata={"help": "Most people per synthetic image."})
+    synthetic_min_height: float = field(default=0.5, metadata={"help": "Smallest person, fraction of image."})
+    synthetic_clutter: float = field(default=0.0, metadata={"help": "Background clutter in [0, 1]."})
+    cache_dir: str = field(
+        default=os.path.join(Path.home(), ".cache", "semipose"), metadata={"help": "Where synthetic data is cached."}
+    )
+
+
+def parse_arguments() -> tuple[ModelArguments, DataArguments, SemiPoseTrainingArguments]:
+    parser = HfArgumentParser((ModelArguments, DataArguments, SemiPoseTrainingArguments))
+    parser.set_defaults(**DEFAULT_TRAINING_ARGUMENTS)
+    return parser.parse_args_into_dataclasses()
+
+
+def dataset_folder(data_args: DataArguments, training_args: SemiPoseTrainingArguments) -> Path:
+    """The dataset folder to train on; generates the synthetic one (once, on the main process) if none is given."""
+    if data_args.dataset_dir is not None:
+        return Path(data_args.dataset_dir)
+    config = SyntheticConfig(
+        image_size=data_args.synthetic_image_size,
+        people=(1, data_args.synthetic_max_people),
+        height_range=(data_args.synthetic_min_height, 0.95),
+        clutter=data_args.synthetic_clutter,
+        skeleton=data_args.synthetic_skeleton,
+        num_train=data_args.synthetic_num_train,
+        num_val=data_args.synthetic_num_val,
+    )
+    folder = synthetic_dataset_dir(data_args.cache_dir, config)
+    with training_args.main_process_first(desc="synthetic dataset"):
+        if not folder.is_dir():
+            prepare_synthetic_dataset(folder, config)
+    return folder
+
+
+def build_model(model_args: ModelArguments, skeleton: str):
+    if model_args.model_family not in MODEL_FAMILIES:
+        raise ValueError(f"--model_family must be one of {sorted(MODEL_FAMILIES)}, got {model_args.model_family!r}.")
+    config_class, model_class = MODEL_FAMILIES[model_args.model_family]
+    config = config_class(
+        backbone=model_args.backbone,
+        neck_channels=model_args.neck_channels,
+        output_stride=model_args.output_stride,
+        skeleton=skeleton,
+    )
+    pretrained = model_args.backbone_weights
+    return model_class(config, pretrained_backbone=True if pretrained == "timm" else (pretrained or False))
+
+
+def main() -> None:
+    model_args, data_args, training_args = parse_arguments()
+    logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING)
+    transformers.utils.logging.set_verbosity_info() if training_args.should_log else None
+
+    # Data: labeled + unlabeled training streams and the validation rows.
+    folder = dataset_folder(data_args, training_args)
+    skeleton = read_dataset_metadata(folder)["skeleton"]
+    labeled = load_pose_dataset(folder, data_args.dataset_config, "labeled")
+    validation = load_pose_dataset(folder, data_args.dataset_config, "validation")
+    augmentation = getattr(AugmentationConfig, data_args.labeled_augmentation)()
+    labeled = labeled.with_transform(LabeledTransform(model_args.input_size, augmentation, skeleton=skeleton))
+    labeled_collator = PoseDataCollator()
+    train_dataset, collator = labeled, labeled_collator
+    if training_args.uses_unlabeled_data:
+        unlabeled = load_pose_dataset(folder, data_args.dataset_config, "unlabeled")
+        unlabeled = unlabeled.with_transform(UnlabeledTransform(model_args.input_size))
+        train_dataset = SemiSupervisedDataset(labeled, unlabeled, training_args.unlabeled_ratio)
+        collator = SemiSupervisedCollator(labeled_collator, PoseDataCollator())
+
+    # Model and image processor.
+    model = build_model(model_args, skeleton)
+    image_processor = PoseImageProcessor(
+        size=model_args.input_size, output_stride=model_args.output_stride, grouping_order=model.config.grouping_order
+    )
+
+    trainer = SemiPoseTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=train_dataset,
+        eval_dataset=validation,
+        data_collator=collator,
+        processing_class=image_processor,
+        skeleton=skeleton,
+    )
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+
+    # Evaluate, keep the better of student and teacher, save everything a user needs.
+    metrics = trainer.evaluate()
+    choice, final_model = trainer.select_final_model(metrics)
+    if training_args.should_save:
+        output_dir = Path(training_args.output_dir)
+        final_model.save_pretrained(output_dir)
+        image_processor.save_pretrained(output_dir)
+        summary = {"final_model": choice, "dataset": str(folder), "dataset_config": data_args.dataset_config,
+                   "ssl_mode": training_args.ssl_mode, "metrics": metrics}
+        (output_dir / "final_metrics.json").write_text(json.dumps(summary, indent=2))
+        write_model_card(output_dir, final_model.config, summary)
+        save_prediction_grid(output_dir / "predictions.png", final_model, image_processor, validation, skeleton)
+        logger.info("Saved the %s (AP %.3f) to %s", choice, metrics.get(f"eval_{'teacher_' if choice == 'teacher' else ''}AP", float("nan")), output_dir)
+    if training_args.push_to_hub:
+        trainer.push_to_hub(commit_message=f"semipose {training_args.ssl_mode} ({choice})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

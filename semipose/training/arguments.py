@@ -1,0 +1,106 @@
+"""`SemiPoseTrainingArguments`: the semi-supervised knobs on top of `transformers.TrainingArguments`.
+
+Example:
+
+```python
+>>> args = SemiPoseTrainingArguments(output_dir="out", ssl_mode="semi", max_steps=1000, burn_in_steps=400)
+>>> args.unsupervised_weight_factor(450)  # 0 until step 400, then 1 by step 500
+0.5
+```
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from transformers import TrainingArguments
+
+from .views import StrongAugmentation
+
+SSL_MODES = ("supervised", "consistency", "semi")
+MODEL_SELECTIONS = ("best", "student", "teacher")
+
+
+@dataclass
+class SemiPoseTrainingArguments(TrainingArguments):
+    """TrainingArguments plus the EMA teacher, the burn-in, the unsupervised loss weights and the strong view."""
+
+    ssl_mode: str = field(
+        default="semi",
+        metadata={"help": "supervised (labeled only) | consistency (+ heatmap consistency) | semi (+ pseudo people)."},
+    )
+    ema_decay: float = field(default=0.995, metadata={"help": "Teacher EMA decay per optimizer step."})
+    burn_in_steps: int = field(
+        default=-1,
+        metadata={"help": "Supervised steps before the teacher is copied from the student; -1: burn_in_ratio."},
+    )
+    burn_in_ratio: float = field(default=0.4, metadata={"help": "Burn-in as a fraction of max_steps."})
+    ramp_up_ratio: float = field(
+        default=0.1, metadata={"help": "Unsupervised weights grow linearly over this fraction of max_steps."}
+    )
+    consistency_weight: float = field(default=1.0, metadata={"help": "Weight of the heatmap-consistency loss."})
+    pseudo_label_weight: float = field(default=1.0, metadata={"help": "Weight of the pseudo-people loss (semi)."})
+    pseudo_person_threshold: float = field(default=0.3, metadata={"help": "Min teacher person score."})
+    pseudo_keypoint_threshold: float = field(default=0.3, metadata={"help": "Min teacher keypoint score."})
+    pseudo_ignore_threshold: float = field(
+        default=0.1, metadata={"help": "Teacher heatmap values in [this, keypoint threshold) are not trained on."}
+    )
+    unlabeled_ratio: int = field(default=1, metadata={"help": "Unlabeled images per labeled image in a batch."})
+    strong_max_rotation: float = field(default=30.0, metadata={"help": "Strong view rotation (degrees)."})
+    strong_scale_min: float = field(default=0.75, metadata={"help": "Strong view minimum scale."})
+    strong_scale_max: float = field(default=1.25, metadata={"help": "Strong view maximum scale."})
+    strong_max_translation: float = field(default=0.1, metadata={"help": "Strong view shift (fraction of size)."})
+    strong_color_jitter: float = field(default=0.4, metadata={"help": "Strong view color jitter strength."})
+    strong_cutout_holes: int = field(default=1, metadata={"help": "Random cutout squares per strong view."})
+    strong_cutout_size: float = field(default=0.25, metadata={"help": "Cutout side (fraction of image side)."})
+    joint_cutout_probability: float = field(default=0.1, metadata={"help": "Chance to hide each pseudo keypoint."})
+    joint_cutout_size: float = field(default=0.1, metadata={"help": "Joint cutout side (fraction of image side)."})
+    final_model: str = field(
+        default="best", metadata={"help": "Saved model: best (higher validation AP) | student | teacher."}
+    )
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Kept False: the pose transforms need every column."}
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.ssl_mode not in SSL_MODES:
+            raise ValueError(f"ssl_mode must be one of {SSL_MODES}, got {self.ssl_mode!r}.")
+        if self.final_model not in MODEL_SELECTIONS:
+            raise ValueError(f"final_model must be one of {MODEL_SELECTIONS}, got {self.final_model!r}.")
+        if self.unlabeled_ratio < 1:
+            raise ValueError(f"unlabeled_ratio must be >= 1, got {self.unlabeled_ratio}.")
+        if not self.strong_scale_min <= self.strong_scale_max:
+            raise ValueError(f"strong_scale_min {self.strong_scale_min} > strong_scale_max {self.strong_scale_max}.")
+
+    @property
+    def uses_unlabeled_data(self) -> bool:
+        return self.ssl_mode != "supervised"
+
+    @property
+    def strong_augmentation(self) -> StrongAugmentation:
+        return StrongAugmentation(
+            max_rotation=self.strong_max_rotation,
+            scale_range=(self.strong_scale_min, self.strong_scale_max),
+            max_translation=self.strong_max_translation,
+            color_jitter=self.strong_color_jitter,
+            cutout_holes=self.strong_cutout_holes,
+            cutout_size=self.strong_cutout_size,
+            joint_cutout_probability=self.joint_cutout_probability,
+            joint_cutout_size=self.joint_cutout_size,
+        )
+
+    def resolved_burn_in_steps(self, max_steps: int) -> int:
+        """Burn-in length in optimizer steps for a run of `max_steps`."""
+        if self.burn_in_steps >= 0:
+            return self.burn_in_steps
+        return int(round(self.burn_in_ratio * max_steps))
+
+    def unsupervised_weight_factor(self, step: int, max_steps: int | None = None) -> float:
+        """0 during burn-in, then a linear ramp to 1 over `ramp_up_ratio * max_steps` steps."""
+        max_steps = max_steps if max_steps is not None else self.max_steps
+        burn_in = self.resolved_burn_in_steps(max_steps)
+        if step < burn_in:
+            return 0.0
+        ramp = self.ramp_up_ratio * max_steps
+        return 1.0 if ramp <= 0 else min(1.0, (step - burn_in) / ramp)

@@ -1,0 +1,307 @@
+"""`SemiPoseTrainer`: one Trainer for both model families and all three modes.
+
+One optimizer step of `semi` mode (see DESIGN.md):
+
+```
+teacher(weak unlabeled)                      no grad, under the accelerator's autocast
+theta = random strong affine per image       strong = cutout(color(warp(weak, theta)))
+pseudo = decode(teacher) -> filter -> theta  instance-specific pseudo annotations
+student(cat(labeled, strong))                one forward, shared BatchNorm statistics
+loss = sup + w(step) * (c * consistency + p * pseudo)
+after the optimizer step: teacher <- EMA(teacher, student)
+```
+
+`consistency` mode drops the pseudo term, `supervised` mode uses the labeled stream only. The
+teacher is copied from the student when the burn-in ends, is never wrapped by DDP, travels in
+every checkpoint (``checkpoint-N/teacher``) and is restored, not rebuilt, on resume.
+
+Example:
+
+```python
+>>> trainer = SemiPoseTrainer(model=model, args=args, train_dataset=pairs, eval_dataset=validation_rows,
+...                           data_collator=collator, processing_class=image_processor)
+>>> trainer.train()
+>>> trainer.evaluate()["eval_AP"]
+```
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections import defaultdict
+
+import torch
+from safetensors.torch import load_file
+from torch.utils.data import DataLoader
+from transformers import Trainer, TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+from ..evaluation import KeypointEvaluator, ground_truth_from_rows
+from ..evaluation.pseudo_label_quality import pseudo_label_quality
+from ..evaluation.trainer_metrics import add_pose_estimates, prefixed_metrics
+from ..modeling import select_images
+from .arguments import SemiPoseTrainingArguments
+from .consistency import heatmap_consistency_loss
+from .ema import build_teacher, update_teacher
+from .evaluation_data import EvaluationCollator
+from .pseudo_labels import select_confident_people, uncertain_region_mask
+from .views import (
+    cutout,
+    joint_cutout_centers,
+    photometric_jitter,
+    random_cutout_centers,
+    sample_strong_affine,
+    transform_keypoints,
+    warp_images,
+    warped_frame_mask,
+)
+
+logger = logging.getLogger(__name__)
+
+TEACHER_DIR = "teacher"
+
+
+class SemiPoseTrainer(Trainer):
+    """Trainer with an EMA teacher, heatmap consistency and instance pseudo labels on unlabeled images.
+
+    Args:
+        args: `SemiPoseTrainingArguments`.
+        train_dataset: `SemiSupervisedDataset` (consistency / semi) or a labeled dataset (supervised),
+            collated into `pixel_values`, `keypoints`, `ignore_mask` (+ `unlabeled_pixel_values`).
+        eval_dataset: validation rows (dataset-folder schema, with images); evaluated with
+            `processing_class` (a `PoseImageProcessor`) and COCO or CrowdPose OKS AP.
+        skeleton: skeleton name of the dataset ("coco" or "crowdpose"); defaults to the model's.
+        Other arguments as for `transformers.Trainer`.
+    """
+
+    def __init__(self, *args, skeleton: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not isinstance(self.args, SemiPoseTrainingArguments):
+            raise ValueError(f"SemiPoseTrainer needs SemiPoseTrainingArguments, got {type(self.args).__name__}.")
+        self.skeleton = skeleton or self.model.config.skeleton
+        self.teacher: torch.nn.Module | None = None
+        self.skipped_steps = 0
+        self._step_was_skipped = False
+        self._loss_sums: dict[str, float] = defaultdict(float)
+        self._loss_counts: dict[str, int] = defaultdict(int)
+        self._ground_truth = None
+        self.add_callback(_TeacherCallback(self))
+
+    # ----------------------------------------------------------------------------------- loss
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        student = self.accelerator.unwrap_model(model)
+        factor = self.args.unsupervised_weight_factor(self.state.global_step, self.state.max_steps)
+        unlabeled = inputs.get("unlabeled_pixel_values")
+        if self.args.uses_unlabeled_data and self.teacher is not None and unlabeled is not None and factor > 0:
+            loss, terms, outputs = self._semi_supervised_loss(model, student, inputs, factor)
+        else:
+            outputs = model(pixel_values=inputs["pixel_values"])
+            terms = student.compute_loss(outputs, inputs["keypoints"], inputs.get("ignore_mask"))
+            loss = terms["loss"]
+        self._record(terms)
+        return (loss, outputs) if return_outputs else loss
+
+    def _semi_supervised_loss(self, model, student, inputs, factor: float):
+        num_labeled = inputs["pixel_values"].shape[0]
+        weak = inputs["unlabeled_pixel_values"]
+        size = tuple(weak.shape[-2:])
+        with torch.no_grad(), self.accelerator.autocast():
+            teacher_outputs = self.teacher(pixel_values=weak)
+        theta = sample_strong_affine(weak.shape[0], size, self.args.strong_augmentation, weak.device)
+        warped_heatmaps = warp_images(teacher_outputs.heatmaps.float(), theta)
+        pseudo = self._pseudo_keypoints(teacher_outputs, theta, size) if self.args.ssl_mode == "semi" else None
+        strong = self._strong_pixels(weak, theta, pseudo)
+        outputs = model(pixel_values=torch.cat([inputs["pixel_values"], strong.to(inputs["pixel_values"].dtype)]))
+        labeled_outputs = select_images(outputs, slice(0, num_labeled))
+        unlabeled_outputs = select_images(outputs, slice(num_labeled, None))
+        terms = student.compute_loss(labeled_outputs, inputs["keypoints"], inputs.get("ignore_mask"))
+        frame = warped_frame_mask(theta, tuple(warped_heatmaps.shape[-2:]))
+        terms["consistency_loss"] = heatmap_consistency_loss(unlabeled_outputs.heatmaps, warped_heatmaps, frame)
+        loss = terms["loss"] + factor * self.args.consistency_weight * terms["consistency_loss"]
+        if pseudo is not None:
+            ignore = uncertain_region_mask(
+                warped_heatmaps, size, self.args.pseudo_ignore_threshold, self.args.pseudo_keypoint_threshold
+            )
+            pseudo_terms = student.compute_loss(unlabeled_outputs, pseudo, ignore)
+            terms.update({f"pseudo_{name}": value for name, value in pseudo_terms.items()})
+            terms["pseudo_people_per_image"] = (pseudo[..., 2] > 0).any(dim=-1).sum() / weak.shape[0]
+            loss = loss + factor * self.args.pseudo_label_weight * pseudo_terms["loss"]
+        terms["unsupervised_weight_factor"] = torch.tensor(factor)
+        return loss, terms, outputs
+
+    @torch.no_grad()
+    def _pseudo_keypoints(self, teacher_outputs, theta: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Teacher people on the weak view -> confident keypoints [B, M, K, 3] in strong-view pixels."""
+        decoded = self.teacher.decode(teacher_outputs)
+        confident = select_confident_people(
+            decoded, self.args.pseudo_person_threshold, self.args.pseudo_keypoint_threshold
+        )
+        return transform_keypoints(confident.float(), theta, size)
+
+    def _strong_pixels(self, weak: torch.Tensor, theta: torch.Tensor, pseudo: torch.Tensor | None) -> torch.Tensor:
+        augmentation = self.args.strong_augmentation
+        size = tuple(weak.shape[-2:])
+        strong = photometric_jitter(warp_images(weak.float(), theta), augmentation.color_jitter)
+        side = min(size)
+        if augmentation.cutout_holes > 0:
+            centers = random_cutout_centers(weak.shape[0], augmentation.cutout_holes, size, weak.device)
+            strong = cutout(strong, centers, int(augmentation.cutout_size * side))
+        if pseudo is not None and pseudo.shape[1] > 0 and augmentation.joint_cutout_probability > 0:
+            centers = joint_cutout_centers(pseudo, augmentation.joint_cutout_probability)
+            strong = cutout(strong, centers, int(augmentation.joint_cutout_size * side))
+        return strong
+
+    def _record(self, terms: dict[str, torch.Tensor]) -> None:
+        for name, value in terms.items():
+            self._loss_sums[name] += float(value.detach())
+            self._loss_counts[name] += 1
+
+    def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+        """Adds the mean of every loss term since the last training log, and the skipped-step count."""
+        if "loss" in logs and self._loss_counts:
+            for name, total in self._loss_sums.items():
+                logs[f"train/{name}"] = total / self._loss_counts[name]
+            logs["train/skipped_steps"] = self.skipped_steps
+            self._loss_sums.clear()
+            self._loss_counts.clear()
+        super().log(logs, *args, **kwargs)
+
+    # -------------------------------------------------------------------------------- teacher
+
+    def _maybe_build_teacher(self) -> None:
+        if not self.args.uses_unlabeled_data or self.teacher is not None:
+            return
+        if self.state.global_step >= self.args.resolved_burn_in_steps(self.state.max_steps):
+            self.teacher = build_teacher(self.accelerator.unwrap_model(self.model))
+            logger.info("Burn-in over at step %d: teacher copied from the student.", self.state.global_step)
+
+    def _after_optimizer_step(self) -> None:
+        if self._step_was_skipped:
+            self._step_was_skipped = False
+            return
+        if self.teacher is not None:
+            update_teacher(self.teacher, self.accelerator.unwrap_model(self.model), self.args.ema_decay)
+        self._maybe_build_teacher()
+
+    def _skip_non_finite_step(self) -> None:
+        """Before the optimizer step: drop gradients that are not finite, so neither network moves."""
+        gradients = [p.grad for p in self.model.parameters() if p.grad is not None]
+        if gradients and torch.isfinite(torch.nn.utils.get_total_norm(gradients)):
+            return
+        self.model.zero_grad(set_to_none=True)
+        self.skipped_steps += 1
+        self._step_was_skipped = True
+        logger.warning("Step %d: non-finite loss or gradients, step skipped (%d so far).",
+                       self.state.global_step, self.skipped_steps)
+
+    def _save_checkpoint(self, model, trial) -> None:
+        super()._save_checkpoint(model, trial)
+        if self.teacher is None or not self.args.should_save:
+            return
+        checkpoint = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        self.teacher.save_pretrained(os.path.join(checkpoint, TEACHER_DIR))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        weights = os.path.join(resume_from_checkpoint, TEACHER_DIR, "model.safetensors")
+        if os.path.isfile(weights):
+            self.teacher = build_teacher(model if model is not None else self.model)
+            self.teacher.load_state_dict(load_file(weights))
+            logger.info("Teacher restored from %s.", weights)
+
+    # ----------------------------------------------------------------------------- evaluation
+
+    def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
+        """OKS AP of the student and (once it exists) the teacher, plus the precision and recall of the
+        teacher's filtered people (the pseudo labels) against validation ground truth at OKS 0.5."""
+        dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
+        if dataset is None:
+            raise ValueError("evaluate() needs an eval_dataset of validation rows.")
+        ground_truth = ground_truth_from_rows(dataset.remove_columns("image"), self.skeleton)
+        metrics = self._evaluate_model(self.accelerator.unwrap_model(self.model), dataset, ground_truth, "")
+        if self.teacher is not None:
+            metrics.update(self._evaluate_model(self.teacher, dataset, ground_truth, "teacher_"))
+        metrics = prefixed_metrics(metrics, metric_key_prefix)
+        metrics[f"{metric_key_prefix}_step"] = self.state.global_step
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+    def _evaluate_model(self, model, dataset, ground_truth, prefix: str) -> dict[str, float]:
+        people = self._predict_people(model, dataset)
+        evaluator = KeypointEvaluator(ground_truth, self.skeleton)
+        for image_id, keypoints, scores in people:
+            evaluator.add(image_id, keypoints, scores)
+        stats = {f"{prefix}{name}": value for name, value in evaluator.compute().items()}
+        if prefix == "teacher_":
+            quality = pseudo_label_quality(
+                ground_truth, people, self.skeleton,
+                person_threshold=self.args.pseudo_person_threshold,
+                keypoint_threshold=self.args.pseudo_keypoint_threshold,
+            )
+            stats.update({f"pseudo_{name}": value for name, value in quality.items()})
+        if self.args.should_save and not prefix:
+            self._write_predictions(evaluator)
+        return stats
+
+    @torch.no_grad()
+    def _predict_people(self, model, dataset) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+        """(image_id, keypoints [M, K, 3] with scores, person scores [M]) in original pixels, all ranks."""
+        loader = self.accelerator.prepare(
+            DataLoader(
+                dataset,
+                batch_size=self.args.per_device_eval_batch_size,
+                collate_fn=EvaluationCollator(self.processing_class),
+                num_workers=self.args.dataloader_num_workers,
+            )
+        )
+        was_training = model.training
+        model.eval()
+        people = []
+        for batch in loader:
+            with self.accelerator.autocast():
+                outputs = model(pixel_values=batch["pixel_values"])
+            results = self.processing_class.post_process_pose_estimation(outputs, target_sizes=batch["target_sizes"])
+            for image_id, result in zip(batch["image_ids"].tolist(), results):
+                keypoints = torch.cat([result["keypoints"], result["keypoint_scores"].unsqueeze(-1)], dim=-1)
+                people.append((image_id, keypoints.float().cpu(), result["scores"].float().cpu()))
+        model.train(was_training)
+        return self.accelerator.gather_for_metrics(people, use_gather_object=True)
+
+    def _write_predictions(self, evaluator) -> None:
+        path = os.path.join(self.args.output_dir, f"predictions_step{self.state.global_step}.json")
+        os.makedirs(self.args.output_dir, exist_ok=True)
+        with open(path, "w") as handle:
+            json.dump(evaluator.results_json(), handle)
+
+    # ---------------------------------------------------------------------------- final model
+
+    def select_final_model(self, metrics: dict[str, float], metric_key_prefix: str = "eval") -> tuple[str, torch.nn.Module]:
+        """The network to save, by `args.final_model`: "best" compares validation AP of student and teacher."""
+        student = self.accelerator.unwrap_model(self.model)
+        choice = self.args.final_model
+        if choice == "best":
+            teacher_ap = metrics.get(f"{metric_key_prefix}_teacher_AP", float("-inf"))
+            choice = "teacher" if self.teacher is not None and teacher_ap > metrics[f"{metric_key_prefix}_AP"] else "student"
+        if choice == "teacher" and self.teacher is None:
+            raise ValueError("final_model='teacher' but no teacher exists (supervised mode, or burn-in not over).")
+        return choice, (self.teacher if choice == "teacher" else student)
+
+
+class _TeacherCallback(TrainerCallback):
+    """Hooks the teacher into the Trainer's loop: build after burn-in, EMA after every optimizer step."""
+
+    def __init__(self, trainer: SemiPoseTrainer):
+        self.trainer = trainer
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.trainer._maybe_build_teacher()
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        self.trainer._skip_non_finite_step()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.trainer._after_optimizer_step()

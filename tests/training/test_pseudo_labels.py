@@ -1,0 +1,42 @@
+import torch
+
+from semipose.modeling.codec_common import DecodedPoses
+from semipose.training.pseudo_labels import select_confident_people, uncertain_region_mask
+
+
+def _decoded() -> DecodedPoses:
+    """Two images, three decoded slots each: person scores and keypoint scores chosen by hand."""
+    keypoints = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).view(2, 3, 2, 2) + 1
+    keypoint_scores = torch.tensor([
+        [[0.9, 0.1], [0.8, 0.7], [0.9, 0.9]],
+        [[0.2, 0.1], [0.6, 0.6], [0.0, 0.0]],
+    ])
+    scores = torch.tensor([[0.5, 0.2, 0.9], [0.9, 0.8, 0.0]])
+    mask = torch.tensor([[True, True, True], [True, True, False]])
+    return DecodedPoses(keypoints, keypoint_scores, scores, mask)
+
+
+def test_keeps_confident_people_and_labels_only_confident_keypoints():
+    decoded = _decoded()
+    labels = select_confident_people(decoded, person_threshold=0.3, keypoint_threshold=0.3)
+    # image 0 keeps slots 0 and 2 (slot 1 scores 0.2); image 1 keeps slot 1 (slot 0 has no confident keypoint)
+    assert labels.shape == (2, 2, 2, 3)
+    assert labels[0, 0].tolist() == [[1.0, 2.0, 2.0], [0.0, 0.0, 0.0]]
+    assert labels[0, 1].tolist() == [[9.0, 10.0, 2.0], [11.0, 12.0, 2.0]]
+    assert labels[1, 0].tolist() == [[17.0, 18.0, 2.0], [19.0, 20.0, 2.0]]
+    assert labels[1, 1].abs().sum() == 0  # padding
+
+
+def test_no_confident_person_gives_zero_people():
+    labels = select_confident_people(_decoded(), person_threshold=0.95, keypoint_threshold=0.3)
+    assert labels.shape == (2, 0, 2, 3)
+
+
+def test_uncertain_region_is_between_the_thresholds_at_input_resolution():
+    heatmaps = torch.zeros(1, 2, 4, 4)
+    heatmaps[0, 0, 0, 0] = 0.2   # uncertain
+    heatmaps[0, 1, 1, 1] = 0.9   # confident
+    heatmaps[0, 1, 2, 2] = 0.05  # background
+    mask = uncertain_region_mask(heatmaps, (16, 16), ignore_threshold=0.1, keypoint_threshold=0.3)
+    assert mask.shape == (1, 16, 16)
+    assert mask[0, :4, :4].all() and mask.sum() == 16
