@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -39,6 +37,8 @@ from torch.utils.data import DataLoader
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from machine_info import machine_info  # noqa: E402
 
 from semipose.data.coco_format import pose_features, read_coco_keypoints  # noqa: E402
 from semipose.data.collator import PoseDataCollator  # noqa: E402
@@ -111,21 +111,6 @@ def measure_pipelines(args: argparse.Namespace) -> list[dict]:
 MEASUREMENTS: list[Callable[[argparse.Namespace], list[dict]]] = [measure_pipelines]
 
 
-def machine() -> dict:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "load_average_1min_at_start": round(os.getloadavg()[0], 2),  # other jobs on the machine
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "datasets": datasets.__version__,
-        "pillow": PIL.__version__,
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=256, help="timed images per measurement")
@@ -139,7 +124,7 @@ def main() -> None:
     report = {
         "benchmark": "bench_data",
         "source": f"tests/fixtures/coco (4 COCO val2017 images) repeated to {args.rows} rows",
-        "machine": machine(),
+        "machine": machine_info(torchvision, datasets, PIL),
         "results": [record for measure in MEASUREMENTS for record in measure(args)],
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -46,6 +45,8 @@ import transformers
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from machine_info import machine_info  # noqa: E402
 
 from semipose.modeling import (  # noqa: E402
     AssociativeEmbeddingConfig,
@@ -182,20 +183,6 @@ def time_inference(model, processor, family: str, backbone: str, size: int, args
 MEASUREMENTS: list[Callable[[argparse.Namespace], list[dict]]] = [measure_decode, measure_inference]
 
 
-def machine() -> dict:
-    return {
-        "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "load_average_1min_at_start": round(os.getloadavg()[0], 2),  # other jobs on the machine
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "timm": timm.__version__,
-        "transformers": transformers.__version__,
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbones", nargs="+", default=["regnetx_002", "resnet50"], help="timm names for inference")
@@ -212,7 +199,7 @@ def main() -> None:
         "benchmark": "bench_models",
         "device": "cpu",
         "source": "random-init models; decoding on ideal maps (codec targets) of random box-shaped people",
-        "machine": machine(),
+        "machine": machine_info(timm, transformers),
         "results": [record for measure in MEASUREMENTS for record in measure(args)],
     }
     report["machine"]["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)

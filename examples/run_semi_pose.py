@@ -19,7 +19,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import transformers
 from transformers import HfArgumentParser
 
 from semipose.data.collator import PoseDataCollator
@@ -36,6 +35,7 @@ from semipose.modeling import (
     PoseImageProcessor,
 )
 from semipose.training import SemiPoseTrainer, SemiPoseTrainingArguments
+from semipose.training.image_logging import ImageLoggingCallback
 from semipose.inference import save_prediction_grid
 
 logger = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ MODEL_FAMILIES = {
 
 DEFAULT_TRAINING_ARGUMENTS = {
     "output_dir": "outputs/run_semi_pose",
-    "max_steps": 1200,
+    "max_steps": 2500,
     "per_device_train_batch_size": 16,
     "per_device_eval_batch_size": 32,
     "learning_rate": 2e-3,
@@ -56,9 +56,9 @@ DEFAULT_TRAINING_ARGUMENTS = {
     "weight_decay": 1e-4,
     "logging_steps": 50,
     "eval_strategy": "steps",
-    "eval_steps": 400,
+    "eval_steps": 500,
     "save_strategy": "steps",
-    "save_steps": 400,
+    "save_steps": 500,
     "save_total_limit": 2,
     "report_to": "tensorboard",
     "dataloader_num_workers": 2,
@@ -80,6 +80,14 @@ class ModelArguments:
     neck_channels: int = field(default=64, metadata={"help": "Channels of the fused stride-4 feature map."})
     output_stride: int = field(default=4, metadata={"help": "4, or 2 for a HigherHRNet-style output."})
     input_size: int = field(default=64, metadata={"help": "Side of the square training input, in pixels."})
+    heatmap_sigma: float = field(
+        default=1.0,
+        metadata={"help": "Gaussian target sigma in heatmap pixels: 1.0 suits 64-128 px inputs, 2.0 suits 512 px."},
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "Config fields to override, e.g. 'offset_loss_weight=0.3,center_threshold=0.05'."},
+    )
 
 
 @dataclass
@@ -137,8 +145,12 @@ def build_model(model_args: ModelArguments, skeleton: str):
         backbone=model_args.backbone,
         neck_channels=model_args.neck_channels,
         output_stride=model_args.output_stride,
+        heatmap_sigma=model_args.heatmap_sigma,
         skeleton=skeleton,
     )
+    if model_args.config_overrides:
+        config.update_from_string(model_args.config_overrides)
+        config.check_skeleton_facts()
     pretrained = model_args.backbone_weights
     return model_class(config, pretrained_backbone=True if pretrained == "timm" else (pretrained or False))
 
@@ -146,7 +158,6 @@ def build_model(model_args: ModelArguments, skeleton: str):
 def main() -> None:
     model_args, data_args, training_args = parse_arguments()
     logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING)
-    transformers.utils.logging.set_verbosity_info() if training_args.should_log else None
 
     # Data: labeled + unlabeled training streams and the validation rows.
     folder = dataset_folder(data_args, training_args)
@@ -156,9 +167,10 @@ def main() -> None:
     augmentation = getattr(AugmentationConfig, data_args.labeled_augmentation)()
     labeled = labeled.with_transform(LabeledTransform(model_args.input_size, augmentation, skeleton=skeleton))
     labeled_collator = PoseDataCollator()
-    train_dataset, collator = labeled, labeled_collator
+    train_dataset, collator, logged_unlabeled_images = labeled, labeled_collator, []
     if training_args.uses_unlabeled_data:
         unlabeled = load_pose_dataset(folder, data_args.dataset_config, "unlabeled")
+        logged_unlabeled_images = [row["image"] for row in unlabeled.select(range(min(8, len(unlabeled))))]
         unlabeled = unlabeled.with_transform(UnlabeledTransform(model_args.input_size))
         train_dataset = SemiSupervisedDataset(labeled, unlabeled, training_args.unlabeled_ratio)
         collator = SemiSupervisedCollator(labeled_collator, PoseDataCollator())
@@ -178,6 +190,8 @@ def main() -> None:
         processing_class=image_processor,
         skeleton=skeleton,
     )
+    logged_validation_images = [row["image"] for row in validation.select(range(min(8, len(validation))))]
+    trainer.add_callback(ImageLoggingCallback(trainer, logged_unlabeled_images, logged_validation_images))
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
 
     # Evaluate, keep the better of student and teacher, save everything a user needs.

@@ -2,15 +2,21 @@
 
 Subcommands:
 
-- `semipose evaluate --predictions results.json --dataset FOLDER [--config full]
-  [--split validation] [--output metrics.json]`: OKS AP of COCO keypoint results against a split
-  of a dataset folder (COCO or CrowdPose rules, from the folder's skeleton); prints a table and
-  writes JSON.
+- `semipose predict IMAGE_OR_FOLDER --model DIR_OR_HUB_ID --output OUT [--batch-size 8]
+  [--flip-test] [--device cuda] [--threshold 0] [--keypoint-threshold 0.3]`: people in every
+  readable image; writes COCO keypoint results (`OUT/predictions.json`), the image list
+  (`OUT/images.json`) and one PNG per image with the skeletons drawn.
+- `semipose evaluate (--predictions results.json | --model DIR_OR_HUB_ID) --dataset FOLDER
+  [--config full] [--split validation] [--output metrics.json]`: OKS AP of COCO keypoint results,
+  or of a model run on the split, against a split of a dataset folder (COCO or CrowdPose rules,
+  from the folder's skeleton); prints a table and writes JSON.
 
 Example:
 
 ```bash
+semipose predict photos/ --model outputs/run_semi_pose --output poses/ --flip-test
 semipose evaluate --predictions val_results.json --dataset data/coco_semi --output metrics.json
+semipose evaluate --model outputs/run_semi_pose --dataset data/coco_semi --config ratio_10
 ```
 """
 
@@ -23,8 +29,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from .data.dataset_folder import load_pose_dataset, read_dataset_metadata
 from .evaluation import KeypointEvaluator
+from .inference import PoseEstimator, find_image_files, to_rgb, write_predictions
+from .modeling import to_coco_results
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,8 +43,53 @@ def build_parser() -> argparse.ArgumentParser:
         prog="semipose", description="Semi-supervised multi-person pose estimation tools."
     )
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_predict_parser(subcommands)
     _add_evaluate_parser(subcommands)
     return parser
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """How to run a model: batch size, flip test, device."""
+    parser.add_argument("--batch-size", type=int, default=8, help="Images per forward pass (default: 8).")
+    parser.add_argument("--flip-test", action="store_true", help="Also run mirrored images and average.")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu).")
+
+
+def _add_predict_parser(subcommands: argparse._SubParsersAction) -> None:
+    predict = subcommands.add_parser(
+        "predict", help="Find people in images; write COCO keypoint results and pictures.",
+        description="Run a semipose checkpoint on an image or on every image of a folder; write "
+        "predictions.json (COCO keypoint results), images.json and one PNG per image with the people drawn. "
+        "Files of the folder that are not readable images are skipped with a warning.",
+    )
+    predict.add_argument("images", type=Path, metavar="IMAGE_OR_DIR", help="An image file or a folder of images.")
+    predict.add_argument("--model", required=True, help="Checkpoint folder (save_pretrained) or Hub model id.")
+    predict.add_argument("--output", type=Path, required=True, help="Folder for the json files and pictures.")
+    _add_model_arguments(predict)
+    predict.add_argument(
+        "--threshold", type=float, default=0.0,
+        help="Leave out people scoring below this (default: 0, every decoded person, as evaluation wants).",
+    )
+    predict.add_argument(
+        "--keypoint-threshold", type=float, default=0.3,
+        help="Draw keypoints scoring above this (default: 0.3); the json keeps all.",
+    )
+    predict.set_defaults(handler=run_predict)
+
+
+def run_predict(args: argparse.Namespace) -> dict[str, Any]:
+    """Predict every readable image of `args.images`; print a one-line summary."""
+    paths = find_image_files(args.images)
+    estimator = PoseEstimator.from_pretrained(
+        args.model, device=args.device, batch_size=args.batch_size, flip_test=args.flip_test,
+        threshold=args.threshold,
+    )
+    summary = write_predictions(estimator, paths, args.output, keypoint_threshold=args.keypoint_threshold)
+    skipped = summary["num_skipped"]
+    skipped = f"; skipped {skipped} unreadable file(s), see images.json" if skipped else ""
+    print(f"{summary['num_images']} images, {summary['num_people']} people -> "
+          f"{args.output / 'predictions.json'} and {summary['num_images']} pictures{skipped}")
+    return summary
 
 
 def _add_evaluate_parser(subcommands: argparse._SubParsersAction) -> None:
@@ -48,6 +103,9 @@ def _add_evaluate_parser(subcommands: argparse._SubParsersAction) -> None:
         "--predictions", type=Path,
         help="COCO keypoint results json: a list of {image_id, keypoints [3K], score}.",
     )
+    source.add_argument(
+        "--model", help="Checkpoint folder or Hub model id: run it on the split (see --batch-size, --flip-test).",
+    )
     evaluate.add_argument(
         "--dataset", type=Path, required=True, help="Dataset folder (with semipose_dataset.json)."
     )
@@ -55,19 +113,26 @@ def _add_evaluate_parser(subcommands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--split", default="validation", help="Split (default: validation).")
     evaluate.add_argument("--output", type=Path, help="Write metrics and run details to this JSON.")
     evaluate.add_argument("--cache-dir", type=Path, help="`datasets` cache folder (default: HF's).")
+    _add_model_arguments(evaluate)
     evaluate.set_defaults(handler=run_evaluate)
 
 
 def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
-    """Score the predictions on the dataset split; print a table; write `--output` if given."""
+    """Score the predictions (or the model's, run on the split) on the dataset split; print a table;
+    write `--output` if given."""
     skeleton = read_dataset_metadata(args.dataset)["skeleton"]
     rows = load_pose_dataset(args.dataset, args.config, args.split, cache_dir=args.cache_dir)
     evaluator = KeypointEvaluator.from_rows(rows, skeleton)
-    evaluator.add_results(read_predictions(args.predictions))
+    if args.model is not None:
+        evaluator.add_results(predict_rows(args, rows, skeleton))
+        source = {"model": args.model, "flip_test": args.flip_test}
+    else:
+        evaluator.add_results(read_predictions(args.predictions))
+        source = {"predictions": str(args.predictions)}
     report = {
         "metrics": evaluator.compute(),
         "skeleton": skeleton, "dataset": str(args.dataset), "config": args.config,
-        "split": args.split, "predictions": str(args.predictions),
+        "split": args.split, **source,
         "num_images": len(evaluator.ground_truth["images"]),
         "num_predicted_people": len(evaluator.results_json()),
     }
@@ -76,6 +141,24 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def predict_rows(args: argparse.Namespace, rows, skeleton: str) -> list[dict[str, Any]]:
+    """COCO keypoint results of the `--model` checkpoint on the dataset rows, in batches."""
+    estimator = PoseEstimator.from_pretrained(
+        args.model, device=args.device, batch_size=args.batch_size, flip_test=args.flip_test
+    )
+    if estimator.model.config.skeleton != skeleton:
+        raise ValueError(
+            f"Model {args.model} predicts the {estimator.model.config.skeleton!r} skeleton, the dataset "
+            f"{args.dataset} is labeled with {skeleton!r}."
+        )
+    results = []
+    batches = rows.iter(batch_size=args.batch_size)
+    for batch in tqdm(batches, total=-(-len(rows) // args.batch_size), desc="semipose evaluate", unit="batch"):
+        people = estimator.predict([to_rgb(image) for image in batch["image"]])
+        results += to_coco_results(people, batch["image_id"])
+    return results
 
 
 def read_predictions(path: Path) -> list[dict[str, Any]]:

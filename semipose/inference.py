@@ -1,46 +1,327 @@
-"""Run a trained pose model on PIL images: people in original image pixels, and pictures of them.
+"""Run a trained pose model on images: people in original image pixels, and pictures of them.
 
-The one path from images to people that the main job's prediction picture, the trainer's image
-logs and the `predict` command share: the image processor's letterbox, one forward pass (optionally
-with flip test), the model's own decoder with its config settings, and the mapping back to the
-original pixels.
+The one path from images to people that `semipose predict`, `semipose evaluate --model`, the main
+job's prediction picture and the trainer's image logs share: the image processor's letterbox, one
+forward pass (optionally with flip test), the model's own decoder with its config settings, and the
+mapping back to the original pixels.
+
+- `PoseEstimator`: the Python API, in the spirit of transformers pipelines (images in, people out).
+- `predict_people` / `draw_predictions`: the tensor-level steps for a model already in memory.
+- `write_predictions`: files in, COCO results json + one drawn PNG per image out (the CLI's work).
+- `load_image` / `to_rgb`: any readable image file or PIL mode (grayscale, RGBA, 16-bit) to RGB.
+
+Shapes: M people in an image, K keypoints of the model's skeleton.
 
 Example:
 
 ```python
->>> from PIL import Image
->>> people = predict_people(model, image_processor, [Image.open("photo.jpg")])
->>> people[0]["keypoints"].shape  # [M, K, 2] in photo pixels
+>>> from semipose.inference import PoseEstimator
+>>> estimator = PoseEstimator.from_pretrained("outputs/run_semi_pose")
+>>> people = estimator("photo.jpg")  # one image -> its people; a list of images -> a list of lists
+>>> people[0]["score"], people[0]["keypoints"].shape  # (x, y) in photo pixels
+(0.91, (17, 2))
+>>> estimator.draw("photo.jpg", people).save("photo_poses.png")
 ```
 """
 
 from __future__ import annotations
 
+import itertools
+import json
+import logging
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import PIL.Image
+import PIL.ImageOps
 import torch
+from tqdm.auto import tqdm
+from transformers import AutoConfig, AutoImageProcessor, AutoModelForPoseEstimation
 
-from .skeletons import get_skeleton
-from .visualization import draw_people, make_grid
+from .modeling import MODEL_FAMILIES, to_coco_results
+from .skeletons import Skeleton, get_skeleton
+from .visualization import draw_people, enlarge, make_grid
+
+logger = logging.getLogger(__name__)
+
+SEMIPOSE_MODEL_TYPES = tuple(config_class.model_type for config_class, _ in MODEL_FAMILIES)
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+
+ImageInput = PIL.Image.Image | str | Path
+
+
+class UnreadableImageError(ValueError):
+    """A file that PIL cannot open or decode (not an image, truncated, corrupt)."""
+
+
+# ------------------------------------------------------------------------------------------ images
+
+
+def to_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
+    """An 8-bit RGB copy of a PIL image of any mode.
+
+    Transparent images are composited on white; 16-bit and 32-bit grayscale (`I;16`, `I`, `F`) are
+    scaled to 8 bits (full scale 65535, or 255 when no value exceeds 255), not clipped as
+    `Image.convert` would; grayscale, palette and CMYK images are converted.
+    """
+    if image.mode in SIXTEEN_BIT_MODES:
+        values = np.asarray(image, dtype=np.float64)
+        full_scale = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        image = PIL.Image.fromarray(np.clip(np.rint(values * 255 / full_scale), 0, 255).astype(np.uint8))
+    if image.mode in ALPHA_MODES or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = PIL.Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return PIL.Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def load_image(path: str | Path) -> PIL.Image.Image:
+    """The image file at `path` as RGB, turned upright by its EXIF orientation (see `to_rgb`).
+
+    Raises:
+        FileNotFoundError: no such file.
+        UnreadableImageError: the file is not an image PIL can decode (text, truncated or corrupt file).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such image file.")
+    try:
+        with PIL.Image.open(path) as image:
+            image.load()
+            return to_rgb(PIL.ImageOps.exif_transpose(image))
+    except (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError) as error:
+        raise UnreadableImageError(f"{path}: not a readable image ({error}).") from error
+
+
+def find_image_files(path: str | Path) -> list[Path]:
+    """`[path]` for a file; for a folder, its files (not sub-folders, not hidden files), sorted by name.
+
+    Every file of a folder is a candidate: `write_predictions` skips the ones that are not readable images.
+    """
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"{path}: no such image file or folder.")
+    files = sorted(item for item in path.iterdir() if item.is_file() and not item.name.startswith("."))
+    if not files:
+        raise ValueError(f"{path}: the folder holds no files (expected images).")
+    return files
+
+
+# ----------------------------------------------------------------------------------- checkpoints
+
+
+def load_checkpoint(model_name_or_path: str | Path, **hub_kwargs) -> tuple[torch.nn.Module, Any]:
+    """A semipose model (either family, in eval mode) and its image processor from a folder or Hub id.
+
+    Args:
+        model_name_or_path: a folder written by `save_pretrained` (model + image processor), or a Hub id.
+        hub_kwargs: `revision`, `token`, `cache_dir`, `local_files_only`, ... for both `from_pretrained` calls.
+
+    Raises:
+        ValueError: the folder or repository is not a semipose checkpoint (the message says what is missing).
+    """
+    name = str(model_name_or_path)
+    if Path(name).is_dir():
+        _check_checkpoint_folder(Path(name))
+    try:
+        config = AutoConfig.from_pretrained(name, **hub_kwargs)
+    except (OSError, ValueError) as error:
+        raise ValueError(
+            f"{name}: not a semipose checkpoint folder, and no model of that name could be loaded from the Hub "
+            f"({error})"
+        ) from error
+    if config.model_type not in SEMIPOSE_MODEL_TYPES:
+        raise ValueError(
+            f"{name}: a {config.model_type!r} model, not a semipose checkpoint (model_type one of "
+            f"{list(SEMIPOSE_MODEL_TYPES)})."
+        )
+    model = AutoModelForPoseEstimation.from_pretrained(name, **hub_kwargs).eval()
+    return model, AutoImageProcessor.from_pretrained(name, **hub_kwargs)
+
+
+def _check_checkpoint_folder(folder: Path) -> None:
+    """ValueError naming the missing file or the foreign model type of a local checkpoint folder."""
+    what = "a semipose checkpoint folder holds config.json, preprocessor_config.json and model.safetensors"
+    if not (folder / "config.json").is_file():
+        raise ValueError(f"{folder}: not a semipose checkpoint, no config.json ({what}).")
+    try:
+        model_type = json.loads((folder / "config.json").read_text()).get("model_type")
+    except (json.JSONDecodeError, AttributeError) as error:
+        raise ValueError(f"{folder}/config.json: not a json object ({error}).") from error
+    if model_type not in SEMIPOSE_MODEL_TYPES:
+        raise ValueError(
+            f"{folder}: not a semipose checkpoint, config.json has model_type {model_type!r}, expected one "
+            f"of {list(SEMIPOSE_MODEL_TYPES)}."
+        )
+    if not any((folder / name).is_file() for name in WEIGHT_FILES):
+        raise ValueError(f"{folder}: no weights, expected one of {list(WEIGHT_FILES)} ({what}).")
+    if not (folder / "preprocessor_config.json").is_file():
+        raise ValueError(
+            f"{folder}: no preprocessor_config.json; save the PoseImageProcessor beside the model "
+            "(image_processor.save_pretrained(folder))."
+        )
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """`device` as a torch device; None picks CUDA when available, else the CPU."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(device)
+    except RuntimeError as error:
+        raise ValueError(f"device: expected e.g. 'cpu', 'cuda' or 'cuda:1', got {device!r}.") from error
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device}: CUDA is not available on this machine; use --device cpu.")
+    return device
+
+
+# ------------------------------------------------------------------------------------- prediction
 
 
 @torch.no_grad()
 def predict_people(
     model, image_processor, images: Sequence[PIL.Image.Image], flip_test: bool = False
 ) -> list[dict[str, torch.Tensor]]:
-    """People per image: `keypoints [M, K, 2]`, `keypoint_scores [M, K]`, `scores [M]` in original pixels."""
-    images = [image.convert("RGB") for image in images]
-    device = next(model.parameters()).device
-    pixel_values = image_processor(images, return_tensors="pt")["pixel_values"].to(device)
+    """People per image: `keypoints [M, K, 2]`, `keypoint_scores [M, K]`, `scores [M]` in original pixels.
+
+    One forward pass over all `images` (any sizes and modes; see `to_rgb`), with the model's own
+    decoder. Keypoints may fall slightly outside an image (padding); `PoseEstimator` clips them.
+    """
+    images = [to_rgb(image) for image in images]
+    weights = next(model.parameters())
+    pixel_values = image_processor(images, return_tensors="pt")["pixel_values"].to(weights.device, weights.dtype)
     was_training = model.training
     model.eval()
     outputs = model(pixel_values=pixel_values, flip_test=flip_test)
     model.train(was_training)
     target_sizes = [(image.height, image.width) for image in images]
     return image_processor.post_process_pose_estimation(model.decode(outputs), target_sizes=target_sizes)
+
+
+def keep_confident(people: dict[str, torch.Tensor], threshold: float) -> dict[str, torch.Tensor]:
+    """The people of one image whose person score reaches `threshold`."""
+    keep = people["scores"] >= threshold
+    return {name: value[keep] for name, value in people.items()}
+
+
+def clip_to_image(people: dict[str, torch.Tensor], size: tuple[int, int]) -> dict[str, torch.Tensor]:
+    """Keypoints of one image's people clamped into the image of `size = (width, height)`."""
+    limits = torch.tensor([size[0] - 1, size[1] - 1], dtype=people["keypoints"].dtype)
+    keypoints = people["keypoints"].clamp(min=torch.zeros_like(limits), max=limits)
+    return {**people, "keypoints": keypoints}
+
+
+class PoseEstimator:
+    """Images in, people out: a semipose model and its image processor behind one call.
+
+    Args:
+        model: a semipose pose model of either family.
+        image_processor: its `PoseImageProcessor` (letterbox size, output stride, grouping order).
+        device: where the model runs; None leaves it where it is.
+        batch_size: images per forward pass.
+        flip_test: also run each image mirrored and average the maps (slower, usually more accurate).
+        threshold: people whose score is below it are dropped.
+
+    Example:
+
+    ```python
+    >>> estimator = PoseEstimator.from_pretrained("outputs/run_semi_pose", device="cpu", flip_test=True)
+    >>> people = estimator(["a.jpg", Image.open("b.png")])  # one list of people per image
+    >>> sorted(people[0][0])
+    ['keypoint_scores', 'keypoints', 'score']
+    ```
+    """
+
+    def __init__(
+        self, model, image_processor, *, device: str | torch.device | None = None, batch_size: int = 8,
+        flip_test: bool = False, threshold: float = 0.0,
+    ):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        self.model = model.eval() if device is None else model.to(resolve_device(device)).eval()
+        self.image_processor = image_processor
+        self.batch_size = batch_size
+        self.flip_test = flip_test
+        self.threshold = threshold
+
+    @classmethod
+    def from_pretrained(
+        cls, model_name_or_path: str | Path, *, device: str | torch.device | None = None, batch_size: int = 8,
+        flip_test: bool = False, threshold: float = 0.0, **hub_kwargs,
+    ) -> PoseEstimator:
+        """Load a checkpoint folder or Hub id (see `load_checkpoint`); None `device` picks CUDA when available."""
+        device = resolve_device(device)
+        model, image_processor = load_checkpoint(model_name_or_path, **hub_kwargs)
+        return cls(model, image_processor, device=device, batch_size=batch_size,
+                   flip_test=flip_test, threshold=threshold)
+
+    @property
+    def skeleton(self) -> Skeleton:
+        """The model's keypoint layout (names, limbs, sides)."""
+        return get_skeleton(self.model.config.skeleton)
+
+    def __call__(self, images: ImageInput | Sequence[ImageInput]) -> list[dict[str, Any]] | list[list[dict[str, Any]]]:
+        """The people in one image (a list of person dicts), or in each of several images (a list of lists).
+
+        Args:
+            images: a PIL image or an image file path, or a sequence of them.
+
+        Returns:
+            Per image, its people sorted by score, each `{"score": float, "keypoints": [K, 2] array of
+            (x, y) in the image's own pixels, "keypoint_scores": [K] array}`.
+        """
+        single = isinstance(images, (PIL.Image.Image, str, Path))
+        loaded = [_as_image(image) for image in ([images] if single else images)]
+        people = [_person_dicts(found) for found in self.predict(loaded)]
+        return people[0] if single else people
+
+    def predict(self, images: Sequence[PIL.Image.Image]) -> list[dict[str, torch.Tensor]]:
+        """`predict_people` in batches of `batch_size`: tensors on the CPU, people below `threshold`
+        dropped, keypoints clipped into their image."""
+        found = []
+        for start in range(0, len(images), self.batch_size):
+            batch = images[start : start + self.batch_size]
+            people = predict_people(self.model, self.image_processor, batch, flip_test=self.flip_test)
+            for image, image_people in zip(batch, people):
+                image_people = {name: value.float().cpu() for name, value in image_people.items()}
+                found.append(clip_to_image(keep_confident(image_people, self.threshold), image.size))
+        return found
+
+    def draw(
+        self, image: ImageInput, people: Sequence[dict[str, Any]], keypoint_threshold: float = 0.3
+    ) -> PIL.Image.Image:
+        """`image` with `people` (as returned by a call) drawn: limbs colored by body side, person scores."""
+        keypoints = np.zeros((len(people), self.skeleton.num_keypoints, 3))
+        for index, person in enumerate(people):
+            keypoints[index, :, :2] = person["keypoints"]
+            keypoints[index, :, 2] = person["keypoint_scores"]
+        scores = [person["score"] for person in people]
+        return draw_people(_as_image(image), keypoints, self.skeleton, scores=scores, threshold=keypoint_threshold)
+
+
+def _as_image(image: ImageInput) -> PIL.Image.Image:
+    if isinstance(image, PIL.Image.Image):
+        return to_rgb(image)
+    if isinstance(image, (str, Path)):
+        return load_image(image)
+    raise TypeError(f"images: expected PIL images or image file paths, got {type(image).__name__}.")
+
+
+def _person_dicts(people: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
+    return [
+        {"score": float(score), "keypoints": keypoints.numpy(), "keypoint_scores": keypoint_scores.numpy()}
+        for score, keypoints, keypoint_scores in zip(people["scores"], people["keypoints"], people["keypoint_scores"])
+    ]
+
+
+# ---------------------------------------------------------------------------------------- pictures
 
 
 def draw_predictions(
@@ -60,17 +341,114 @@ def save_prediction_grid(
     min_size: int = 256,
 ) -> Path:
     """Write a PNG grid of predictions on the first `num_images` rows (images upscaled to `min_size`)."""
-    images = [rows[index]["image"].convert("RGB") for index in range(min(num_images, len(rows)))]
+    images = [rows[index]["image"] for index in range(min(num_images, len(rows)))]
     if not images:
         raise ValueError("save_prediction_grid: no images to draw.")
-    images = [_at_least(image, min_size) for image in images]
+    images = [enlarge(to_rgb(image), min_size) for image in images]
     drawn = draw_predictions(images, predict_people(model, image_processor, images), skeleton)
     path = Path(path)
     make_grid(drawn, columns=columns).save(path)
     return path
 
 
-def _at_least(image: PIL.Image.Image, min_size: int) -> PIL.Image.Image:
-    """Small images are enlarged (nearest) so the drawn skeletons stay readable."""
-    factor = int(np.ceil(min_size / max(image.size)))
-    return image if factor <= 1 else image.resize((image.width * factor, image.height * factor), PIL.Image.NEAREST)
+# ------------------------------------------------------------------------------------- many files
+
+
+def write_predictions(
+    estimator: PoseEstimator, paths: Sequence[Path], output_dir: str | Path, *, keypoint_threshold: float = 0.3,
+    show_progress: bool | None = None,
+) -> dict[str, Any]:
+    """Predict the people of every readable image of `paths`; write results and pictures to `output_dir`.
+
+    Writes `predictions.json` (COCO keypoint results: `image_id`, `category_id`, `keypoints` [3K],
+    `score`), `images.json` (`images`: COCO image entries with `file_name` and the drawn `picture`;
+    `skipped`: unreadable files and why) and one `<name>.png` per image with its people drawn.
+    Files that are not readable images are skipped with a warning and counted. Image ids are the file
+    names when all are numbers (COCO style), else 1, 2, ... in name order.
+
+    Args:
+        estimator: the model, batch size, flip test and person threshold to use.
+        paths: image files (see `find_image_files`).
+        keypoint_threshold: keypoints scoring at or below it are not drawn (all are written to the json).
+        show_progress: a progress bar over the images; None shows it on a terminal only.
+
+    Returns:
+        A summary: `num_images`, `num_people`, `num_skipped`, `output_dir`.
+    """
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    records = _FileRecords(paths, output_dir, estimator.model.config.skeleton, keypoint_threshold)
+    disable = None if show_progress is None else not show_progress
+    with tqdm(total=len(paths), desc="semipose predict", unit="image", disable=disable) as progress:
+        for start in range(0, len(paths), estimator.batch_size):
+            indices = range(start, min(start + estimator.batch_size, len(paths)))
+            batch = records.read(indices)
+            for (index, image), people in zip(batch, estimator.predict([image for _, image in batch])):
+                records.add(index, image, people)
+            progress.update(len(indices))
+    return records.write()
+
+
+class _FileRecords:
+    """What `write_predictions` collects per file: image entries, COCO results, skipped files; and the
+    pictures it draws."""
+
+    def __init__(self, paths: Sequence[Path], output_dir: Path, skeleton: str, keypoint_threshold: float):
+        self.paths, self.output_dir = paths, output_dir
+        self.skeleton, self.keypoint_threshold = skeleton, keypoint_threshold
+        self.ids, self.pictures = _image_ids(paths), _picture_names(paths)
+        self.images: list[dict[str, Any]] = []
+        self.results: list[dict[str, Any]] = []
+        self.skipped: list[dict[str, str]] = []
+
+    def read(self, indices: range) -> list[tuple[int, PIL.Image.Image]]:
+        """(index, RGB image) of the readable files among `paths[indices]`; the others are warned
+        about and recorded as skipped."""
+        batch = []
+        for index in indices:
+            try:
+                batch.append((index, load_image(self.paths[index])))
+            except UnreadableImageError as error:
+                logger.warning("Skipping %s", error)
+                self.skipped.append({"file": str(self.paths[index]), "reason": str(error)})
+        return batch
+
+    def add(self, index: int, image: PIL.Image.Image, people: dict[str, torch.Tensor]) -> None:
+        """Record the people of `paths[index]` and save its picture."""
+        drawn = draw_predictions([image], [people], self.skeleton, self.keypoint_threshold)[0]
+        drawn.save(self.output_dir / self.pictures[index])
+        self.images.append({"id": self.ids[index], "file_name": str(self.paths[index]), "width": image.width,
+                            "height": image.height, "picture": self.pictures[index]})
+        self.results += to_coco_results([people], [self.ids[index]])
+
+    def write(self) -> dict[str, Any]:
+        """Write the two json files; the run's summary."""
+        if len(self.paths) == 1 and self.skipped:
+            raise ValueError(self.skipped[0]["reason"])
+        if not self.images:
+            first = self.skipped[0]["reason"]
+            raise ValueError(f"None of the {len(self.paths)} files is a readable image; first: {first}")
+        (self.output_dir / "predictions.json").write_text(json.dumps(self.results))
+        listing = {"images": self.images, "skipped": self.skipped}
+        (self.output_dir / "images.json").write_text(json.dumps(listing, indent=1))
+        return {"num_images": len(self.images), "num_people": len(self.results),
+                "num_skipped": len(self.skipped), "output_dir": str(self.output_dir)}
+
+
+def _image_ids(paths: Sequence[Path]) -> list[int]:
+    """COCO image ids: a file named by a number keeps it (`000000000785.jpg` -> 785), the others are numbered
+    on from the largest; all are numbered 1..N when two files share a number."""
+    numbers = [int(path.stem) if path.stem.isdigit() else None for path in paths]
+    named = [number for number in numbers if number is not None]
+    if len(set(named)) != len(named):
+        numbers, named = [None] * len(paths), []
+    fresh = itertools.count(max(named, default=0) + 1)
+    return [number if number is not None else next(fresh) for number in numbers]
+
+
+def _picture_names(paths: Sequence[Path]) -> list[str]:
+    """`<stem>.png` per file; `<stem>_<suffix>.png` where two files share a stem (`a.jpg`, `a.png`)."""
+    stems = [path.stem for path in paths]
+    counts = Counter(stems)
+    return [f"{stem}.png" if counts[stem] == 1 else f"{stem}_{path.suffix.lstrip('.')}.png"
+            for stem, path in zip(stems, paths)]

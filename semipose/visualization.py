@@ -112,6 +112,13 @@ def make_grid(
     return grid
 
 
+def enlarge(image: Image.Image, min_size: int) -> Image.Image:
+    """`image` scaled up by a whole factor (nearest) until its longer side reaches `min_size`, so skeletons
+    drawn on small (e.g. 64-pixel synthetic) images stay readable; larger images are returned as they are."""
+    factor = int(np.ceil(min_size / max(image.size)))
+    return image if factor <= 1 else image.resize((image.width * factor, image.height * factor), Image.NEAREST)
+
+
 def _check_keypoints(keypoints: np.ndarray | Sequence, skeleton: Skeleton) -> np.ndarray:
     """Keypoints as a float `[M, K, 3]` array; ValueError naming the expected shape otherwise."""
     array = np.asarray(keypoints, dtype=np.float64)

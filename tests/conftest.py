@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -11,3 +12,9 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def coco_fixture_dir() -> Path:
     """Folder with `test_coco.json` and its four images (COCO val2017, see its README)."""
     return FIXTURES / "coco"
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread_per_test_worker():
+    """pytest-xdist already runs one worker per core; more torch threads per worker only contend."""
+    torch.set_num_threads(1)

@@ -1,11 +1,16 @@
-"""`semipose evaluate`: predictions json against a dataset folder split, table + JSON."""
+"""`semipose evaluate`: predictions json (or a model) against a dataset folder split, table + JSON;
+`semipose predict`: COCO results json and drawn pictures for a folder of real photos."""
 
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 
 import numpy as np
 import pytest
+from PIL import Image
+from test_inference import save_tiny_checkpoint
 
 from semipose.cli import build_parser, main
 from semipose.data.dataset_folder import prepare_dataset_folder
@@ -95,3 +100,101 @@ def test_parser_has_subcommands_and_needs_a_prediction_source():
         parser.parse_args(["evaluate", "--dataset", "d"])
     with pytest.raises(SystemExit):
         parser.parse_args([])
+
+
+# ------------------------------------------------------------------------------------ predict
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    """A tiny random-init COCO center-offset checkpoint that finds people everywhere (see test_inference)."""
+    folder = tmp_path_factory.mktemp("checkpoint")
+    save_tiny_checkpoint(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def photos_dir(tmp_path_factory, coco_fixture_dir):
+    """The four real COCO photos alone in a folder."""
+    folder = tmp_path_factory.mktemp("photos")
+    for photo in coco_fixture_dir.glob("*.jpg"):
+        shutil.copy(photo, folder)
+    return folder
+
+
+def test_predict_writes_coco_results_and_one_picture_per_photo(tmp_path, capsys, checkpoint, photos_dir):
+    output = tmp_path / "out"
+    status, out, _ = run(["predict", photos_dir, "--model", checkpoint, "--output", output, "--device", "cpu",
+                          "--batch-size", 3, "--flip-test"], capsys)
+    assert status == 0
+    sizes = {int(photo.stem): Image.open(photo).size for photo in photos_dir.glob("*.jpg")}
+    results = json.loads((output / "predictions.json").read_text())
+    assert {result["image_id"] for result in results} == set(sizes)  # COCO ids from the file names
+    for result in results:
+        assert sorted(result) == ["category_id", "image_id", "keypoints", "score"] and result["category_id"] == 1
+        assert isinstance(result["score"], float) and len(result["keypoints"]) == 3 * 17
+        width, height = sizes[result["image_id"]]
+        triples = np.asarray(result["keypoints"]).reshape(17, 3)
+        assert (triples[:, :2] >= 0).all() and (triples[:, :2] <= [width - 1, height - 1]).all()
+        assert ((triples[:, 2] > 0) & (triples[:, 2] <= 1)).all()
+    listing = json.loads((output / "images.json").read_text())
+    assert listing["skipped"] == []
+    for entry in listing["images"]:
+        assert (entry["width"], entry["height"]) == sizes[entry["id"]]
+        assert Image.open(output / entry["picture"]).size == sizes[entry["id"]]
+    assert out.strip().endswith(f"4 images, {len(results)} people -> {output / 'predictions.json'} and 4 pictures")
+
+
+def test_predict_skips_and_counts_unreadable_files_and_converts_odd_modes(
+    tmp_path, capsys, caplog, checkpoint, photos_dir
+):
+    photo = next(photos_dir.glob("*.jpg"))
+    shutil.copy(photo, tmp_path / "photo.jpg")
+    (tmp_path / "notes.txt").write_text("not an image")
+    (tmp_path / "broken.jpg").write_bytes(photo.read_bytes()[:3000])
+    Image.fromarray(np.arange(48 * 64, dtype=np.uint16).reshape(48, 64) * 20).save(tmp_path / "depth16.png")
+    Image.new("RGBA", (40, 90), (10, 200, 10, 128)).save(tmp_path / "sticker.png")
+    Image.new("L", (90, 40), 128).save(tmp_path / "gray.png")
+    with caplog.at_level(logging.WARNING, logger="semipose.inference"):
+        status, out, _ = run(["predict", tmp_path, "--model", checkpoint, "--output", tmp_path / "out"], capsys)
+    assert status == 0
+    assert "4 images" in out and "skipped 2 unreadable file(s), see images.json" in out
+    assert sorted(record.getMessage().split(":")[0] for record in caplog.records) == [
+        f"Skipping {tmp_path / 'broken.jpg'}", f"Skipping {tmp_path / 'notes.txt'}"]
+    listing = json.loads((tmp_path / "out" / "images.json").read_text())
+    skipped = [entry["file"] for entry in listing["skipped"]]
+    assert skipped == [str(tmp_path / name) for name in ("broken.jpg", "notes.txt")]
+    pictures = sorted(entry["picture"] for entry in listing["images"])
+    assert pictures == ["depth16.png", "gray.png", "photo.png", "sticker.png"]
+    assert Image.open(tmp_path / "out" / "sticker.png").size == (40, 90)
+
+
+def test_predict_reports_a_folder_that_is_not_a_checkpoint(tmp_path, capsys, photos_dir):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text(json.dumps({"model_type": "vit"}))
+    status, _, err = run(["predict", photos_dir, "--model", tmp_path / "model", "--output", tmp_path / "out"], capsys)
+    assert status == 2
+    assert "semipose predict: error: " in err and "not a semipose checkpoint, config.json has model_type 'vit'" in err
+    status, _, err = run(["predict", tmp_path / "nothing", "--model", tmp_path / "model", "--output", tmp_path], capsys)
+    assert status == 2 and "nothing: no such image file or folder" in err
+
+
+def test_evaluate_runs_a_model_on_the_split(tmp_path, capsys, dataset_folder, checkpoint):
+    output = tmp_path / "metrics.json"
+    status, out, _ = run(["evaluate", "--model", checkpoint, "--dataset", dataset_folder, "--output", output,
+                          "--cache-dir", tmp_path / "cache", "--device", "cpu", "--batch-size", 3], capsys)
+    assert status == 0
+    report = json.loads(output.read_text())
+    assert (report["model"], report["flip_test"], report["num_images"]) == (str(checkpoint), False, 4)
+    assert report["num_predicted_people"] > 0 and set(report["metrics"]) == set(COCO_STAT_NAMES)
+    assert "predictions" not in report and "full/validation (coco): 4 images" in out
+
+
+def test_parser_takes_predictions_or_a_model_not_both():
+    parser = build_parser()
+    args = parser.parse_args(["evaluate", "--model", "m", "--dataset", "d"])
+    assert (args.model, args.predictions, args.batch_size, args.flip_test, args.device) == ("m", None, 8, False, None)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["evaluate", "--model", "m", "--predictions", "p.json", "--dataset", "d"])
+    args = parser.parse_args(["predict", "photos", "--model", "m", "--output", "out"])
+    assert (args.threshold, args.keypoint_threshold, args.handler.__name__) == (0.0, 0.3, "run_predict")

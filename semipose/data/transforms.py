@@ -199,11 +199,13 @@ def sample_view(
     return View(matrix, flipped)
 
 
-def _pixel_to_normalized(width: int, height: int) -> torch.Tensor:
-    """Pixel centers -> `grid_sample` coordinates (align_corners=False): `(2x + 1) / W - 1`."""
+def pixel_to_normalized(
+    width: int, height: int, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
+) -> torch.Tensor:
+    """3x3 matrix: pixel centers -> `grid_sample` coordinates (align_corners=False), `(2x + 1) / W - 1`."""
     return torch.tensor(
         [[2 / width, 0, 1 / width - 1], [0, 2 / height, 1 / height - 1], [0, 0, 1]],
-        dtype=torch.float64,
+        dtype=dtype, device=device,
     )
 
 
@@ -224,9 +226,9 @@ def warp(
     """
     channels, height, width = image.shape
     theta = (
-        _pixel_to_normalized(width, height)
+        pixel_to_normalized(width, height)
         @ torch.linalg.inv(matrix)
-        @ torch.linalg.inv(_pixel_to_normalized(input_size, input_size))
+        @ torch.linalg.inv(pixel_to_normalized(input_size, input_size))
     )
     output_shape = [1, channels, input_size, input_size]
     grid = nnf.affine_grid(theta[None, :2].float(), output_shape, align_corners=False)

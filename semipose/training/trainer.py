@@ -40,7 +40,7 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
 from ..evaluation import KeypointEvaluator, ground_truth_from_rows
 from ..evaluation.pseudo_label_quality import pseudo_label_quality
-from ..evaluation.trainer_metrics import add_pose_estimates, prefixed_metrics
+from ..evaluation.trainer_metrics import prefixed_metrics
 from ..modeling import select_images
 from .arguments import SemiPoseTrainingArguments
 from .consistency import heatmap_consistency_loss
@@ -236,6 +236,7 @@ class SemiPoseTrainer(Trainer):
         for image_id, keypoints, scores in people:
             evaluator.add(image_id, keypoints, scores)
         stats = {f"{prefix}{name}": value for name, value in evaluator.compute().items()}
+        stats[f"{prefix}num_images"] = len(people)
         if prefix == "teacher_":
             quality = pseudo_label_quality(
                 ground_truth, people, self.skeleton,
@@ -264,12 +265,18 @@ class SemiPoseTrainer(Trainer):
         for batch in loader:
             with self.accelerator.autocast():
                 outputs = model(pixel_values=batch["pixel_values"])
-            results = self.processing_class.post_process_pose_estimation(outputs, target_sizes=batch["target_sizes"])
-            for image_id, result in zip(batch["image_ids"].tolist(), results):
-                keypoints = torch.cat([result["keypoints"], result["keypoint_scores"].unsqueeze(-1)], dim=-1)
-                people.append((image_id, keypoints.float().cpu(), result["scores"].float().cpu()))
+            results = self.processing_class.post_process_pose_estimation(
+                model.decode(outputs), target_sizes=batch["target_sizes"]
+            )
+            batch_people = [
+                (image_id, torch.cat([found["keypoints"], found["keypoint_scores"].unsqueeze(-1)], dim=-1).float().cpu(),
+                 found["scores"].float().cpu())
+                for image_id, found in zip(batch["image_ids"].tolist(), results)
+            ]
+            # per batch, so the padding that evens out the last batch across ranks is dropped
+            people.extend(self.accelerator.gather_for_metrics(batch_people, use_gather_object=True))
         model.train(was_training)
-        return self.accelerator.gather_for_metrics(people, use_gather_object=True)
+        return people
 
     def _write_predictions(self, evaluator) -> None:
         path = os.path.join(self.args.output_dir, f"predictions_step{self.state.global_step}.json")

@@ -27,9 +27,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+from ..data.transforms import pixel_to_normalized
 
 
 @dataclass(frozen=True)
@@ -77,7 +77,7 @@ def sample_strong_affine(
     pixel_affine[:, 0, 2] = center_x + shift_x - cos * center_x + sin * center_y
     pixel_affine[:, 1, 2] = center_y + shift_y - sin * center_x - cos * center_y
     pixel_affine[:, 2, 2] = 1.0
-    to_normalized = _pixel_to_normalized(image_size, device)
+    to_normalized = pixel_to_normalized(width, height, torch.float32, device)
     return to_normalized @ pixel_affine @ torch.linalg.inv(to_normalized)
 
 
@@ -101,7 +101,7 @@ def transform_keypoints(keypoints: torch.Tensor, theta: torch.Tensor, size: tupl
     as they are mapped (they are ignored by every consumer).
     """
     height, width = size
-    to_normalized = _pixel_to_normalized(size, keypoints.device)
+    to_normalized = pixel_to_normalized(width, height, torch.float32, keypoints.device)
     pixel_theta = torch.linalg.inv(to_normalized) @ theta.float() @ to_normalized
     xy1 = torch.cat([keypoints[..., :2], torch.ones_like(keypoints[..., :1])], dim=-1)
     mapped = torch.einsum("bij,bmkj->bmki", pixel_theta, xy1)[..., :2]
@@ -114,8 +114,8 @@ def transform_keypoints(keypoints: torch.Tensor, theta: torch.Tensor, size: tupl
 def photometric_jitter(
     pixel_values: torch.Tensor,
     strength: float,
-    mean: tuple[float, ...] = IMAGENET_MEAN,
-    std: tuple[float, ...] = IMAGENET_STD,
+    mean: tuple[float, ...] = IMAGENET_DEFAULT_MEAN,
+    std: tuple[float, ...] = IMAGENET_DEFAULT_STD,
 ) -> torch.Tensor:
     """Per-image random brightness, contrast and saturation on normalized images [B, 3, H, W]."""
     if strength <= 0:
@@ -169,13 +169,3 @@ def joint_cutout_centers(keypoints: torch.Tensor, probability: float) -> torch.T
 
 def _uniform(n: int, low: float, high: float, device) -> torch.Tensor:
     return torch.rand(n, device=device) * (high - low) + low
-
-
-def _pixel_to_normalized(size: tuple[int, int], device) -> torch.Tensor:
-    """3x3 matrix taking pixel coordinates (integer = pixel center) to align_corners=False normalized ones."""
-    height, width = size
-    matrix = torch.tensor(
-        [[2.0 / width, 0.0, 1.0 / width - 1.0], [0.0, 2.0 / height, 1.0 / height - 1.0], [0.0, 0.0, 1.0]],
-        device=device,
-    )
-    return matrix

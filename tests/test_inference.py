@@ -1,0 +1,131 @@
+"""The inference API: image reading in every mode, checkpoint checks, `PoseEstimator` on real photos."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from semipose.inference import (
+    PoseEstimator,
+    UnreadableImageError,
+    _image_ids,
+    _picture_names,
+    load_checkpoint,
+    load_image,
+    to_rgb,
+)
+from semipose.modeling import CenterOffsetConfig, CenterOffsetForPoseEstimation, PoseImageProcessor
+
+# A standing figure, (dx, dy) from the person center in heatmap pixels, COCO keypoint order.
+TEMPLATE_OFFSETS = [
+    (0, -3), (0.3, -3.3), (-0.3, -3.3), (0.6, -3.1), (-0.6, -3.1), (1, -2), (-1, -2), (1.5, -0.8), (-1.5, -0.8),
+    (1.8, 0.3), (-1.8, 0.3), (0.7, 0.5), (-0.7, 0.5), (0.8, 2), (-0.8, 2), (0.9, 3.5), (-0.9, 3.5),
+]
+
+
+def save_tiny_checkpoint(folder) -> CenterOffsetForPoseEstimation:
+    """A random-init center-offset model (regnetx_002, 16 neck channels, COCO) that finds people everywhere:
+    its center and keypoint heatmaps are raised to 1.0 and 0.6 and its offsets draw `TEMPLATE_OFFSETS`, so
+    decoding returns whole people, some of them centered in the padding beyond the image."""
+    torch.manual_seed(0)
+    model = CenterOffsetForPoseEstimation(CenterOffsetConfig(backbone="regnetx_002", neck_channels=16, skeleton="coco"))
+    with torch.no_grad():
+        model.heatmap_head[-1].bias[:-1] = 0.6
+        model.heatmap_head[-1].bias[-1] = 1.0
+        model.offset_head[-1].bias.copy_(torch.tensor(TEMPLATE_OFFSETS).flatten())
+    model.save_pretrained(folder)
+    PoseImageProcessor(size=64, output_stride=4).save_pretrained(folder)
+    return model
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("checkpoint")
+    save_tiny_checkpoint(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def photos(coco_fixture_dir):
+    return sorted(coco_fixture_dir.glob("*.jpg"))
+
+
+def test_to_rgb_converts_grayscale_alpha_and_16_bit_images():
+    sixteen_bit = Image.fromarray(np.array([[0, 32896, 65535]], dtype=np.uint16))
+    assert sixteen_bit.mode.startswith("I;16")
+    assert [to_rgb(sixteen_bit).getpixel((x, 0)) for x in range(3)] == [(0, 0, 0), (128, 128, 128), (255, 255, 255)]
+    rgba = Image.new("RGBA", (2, 1), (200, 10, 10, 255))
+    rgba.putpixel((1, 0), (0, 0, 0, 0))  # fully transparent black -> the white background
+    assert [to_rgb(rgba).getpixel((x, 0)) for x in range(2)] == [(200, 10, 10), (255, 255, 255)]
+    assert to_rgb(Image.new("L", (1, 1), 77)).getpixel((0, 0)) == (77, 77, 77)
+    assert to_rgb(Image.new("I", (1, 1), 200)).getpixel((0, 0)) == (200, 200, 200)  # 8-bit range kept
+
+
+def test_load_image_reads_16_bit_png_and_rejects_what_is_not_an_image(tmp_path, photos):
+    Image.fromarray(np.full((4, 6), 65535, dtype=np.uint16)).save(tmp_path / "depth.png")
+    loaded = load_image(tmp_path / "depth.png")
+    assert (loaded.mode, loaded.size, loaded.getpixel((0, 0))) == ("RGB", (6, 4), (255, 255, 255))
+    (tmp_path / "notes.jpg").write_text("not an image")
+    (tmp_path / "truncated.jpg").write_bytes(photos[0].read_bytes()[:2000])
+    for name in ("notes.jpg", "truncated.jpg"):
+        with pytest.raises(UnreadableImageError, match=f"{name}: not a readable image"):
+            load_image(tmp_path / name)
+    with pytest.raises(FileNotFoundError, match="missing.jpg: no such image file"):
+        load_image(tmp_path / "missing.jpg")
+
+
+def test_estimator_finds_people_in_image_pixels_for_paths_and_pil_images(checkpoint, photos):
+    estimator = PoseEstimator.from_pretrained(checkpoint, device="cpu", batch_size=4)
+    people = estimator(photos)
+    assert len(people) == 4 and all(people)
+    for path, image_people in zip(photos, people):
+        width, height = Image.open(path).size
+        for person in image_people:
+            assert sorted(person) == ["keypoint_scores", "keypoints", "score"]
+            assert person["keypoints"].shape == (17, 2) and person["keypoint_scores"].shape == (17,)
+            assert (person["keypoints"] >= 0).all()
+            assert (person["keypoints"] <= [width - 1, height - 1]).all()
+        assert [person["score"] for person in image_people] == sorted((p["score"] for p in image_people), reverse=True)
+    single = estimator(Image.open(photos[1]))  # one image in -> its people, not a list of lists
+    assert [person["score"] for person in single] == pytest.approx([person["score"] for person in people[1]], abs=1e-5)
+    np.testing.assert_allclose(single[0]["keypoints"], people[1][0]["keypoints"], atol=0.01)  # batch padding
+    drawn = estimator.draw(photos[1], single)
+    assert drawn.size == Image.open(photos[1]).size and drawn.mode == "RGB"
+
+
+def test_estimator_threshold_drops_people_and_bad_inputs_raise(checkpoint, photos):
+    estimator = PoseEstimator.from_pretrained(checkpoint, device="cpu")
+    scores = [person["score"] for person in estimator(photos[0])]
+    estimator.threshold = float(np.median(scores))
+    kept = [person["score"] for person in estimator(photos[0])]
+    assert kept == [score for score in scores if score >= estimator.threshold] and 0 < len(kept) < len(scores)
+    with pytest.raises(TypeError, match="expected PIL images or image file paths, got ndarray"):
+        estimator([np.zeros((8, 8, 3))])
+    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
+        PoseEstimator(estimator.model, estimator.image_processor, batch_size=0)
+
+
+def test_load_checkpoint_says_why_a_folder_is_not_a_semipose_checkpoint(tmp_path, checkpoint):
+    with pytest.raises(ValueError, match="not a semipose checkpoint, no config.json"):
+        load_checkpoint(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(ValueError, match="config.json has model_type 'bert', expected one of"):
+        load_checkpoint(tmp_path)
+    shutil.copy(checkpoint / "config.json", tmp_path / "config.json")
+    with pytest.raises(ValueError, match="no weights, expected one of"):
+        load_checkpoint(tmp_path)
+    shutil.copy(checkpoint / "model.safetensors", tmp_path / "model.safetensors")
+    with pytest.raises(ValueError, match="no preprocessor_config.json"):
+        load_checkpoint(tmp_path)
+
+
+def test_image_ids_follow_coco_file_names_and_picture_names_stay_unique(tmp_path):
+    paths = [tmp_path / name for name in ("000000000785.jpg", "notes.txt", "a.jpg", "a.png", "000000000012.png")]
+    assert _image_ids(paths) == [785, 786, 787, 788, 12]
+    assert _image_ids([tmp_path / "1.jpg", tmp_path / "001.png"]) == [1, 2]  # same number twice: renumbered
+    assert _picture_names(paths) == ["000000000785.png", "notes.png", "a_jpg.png", "a_png.png", "000000000012.png"]
