@@ -42,6 +42,7 @@ from machine_info import machine_info  # noqa: E402
 
 from semipose.data.coco_format import pose_features, read_coco_keypoints  # noqa: E402
 from semipose.data.collator import PoseDataCollator  # noqa: E402
+from semipose.data.synthetic import SyntheticConfig, generate_scene  # noqa: E402
 from semipose.data.transforms import (  # noqa: E402
     AugmentationConfig,
     LabeledTransform,
@@ -108,7 +109,27 @@ def measure_pipelines(args: argparse.Namespace) -> list[dict]:
     return records
 
 
-MEASUREMENTS: list[Callable[[argparse.Namespace], list[dict]]] = [measure_pipelines]
+def measure_synthetic_generation(args: argparse.Namespace) -> list[dict]:
+    """Synthetic scenes rendered per second (one process, images + annotations, no PNG encoding)."""
+    records = []
+    for size, people in ((128, (1, 4)), (128, (8, 8))):
+        config = SyntheticConfig(image_size=size, people=people)
+        runs = []
+        for repeat in range(args.repeats):
+            start = time.perf_counter()
+            for index in range(args.images):
+                generate_scene(config, "train", repeat * args.images + index)
+            runs.append(args.images / (time.perf_counter() - start))
+        speed = statistics.median(runs)
+        records.append({
+            "measurement": "synthetic_generation", "image_size": size, "people": list(people),
+            "images_per_second": round(speed, 1), "runs": [round(run, 1) for run in runs],
+        })
+        print(f"synthetic  size {size}  people {people}  {speed:7.1f} images/s")
+    return records
+
+
+MEASUREMENTS: list[Callable[[argparse.Namespace], list[dict]]] = [measure_pipelines, measure_synthetic_generation]
 
 
 def main() -> None:

@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from huggingface_hub import ModelCard
 from transformers import HfArgumentParser
 
 from semipose.data.collator import PoseDataCollator
@@ -197,19 +198,28 @@ def main() -> None:
     # Evaluate, keep the better of student and teacher, save everything a user needs.
     metrics = trainer.evaluate()
     choice, final_model = trainer.select_final_model(metrics)
-    if training_args.should_save:
+    summary = {"final_model": choice, "dataset": str(folder), "dataset_config": data_args.dataset_config,
+               "ssl_mode": training_args.ssl_mode, "metrics": metrics}
+    if trainer.is_world_process_zero():
         output_dir = Path(training_args.output_dir)
         final_model.save_pretrained(output_dir)
         image_processor.save_pretrained(output_dir)
-        summary = {"final_model": choice, "dataset": str(folder), "dataset_config": data_args.dataset_config,
-                   "ssl_mode": training_args.ssl_mode, "metrics": metrics}
         (output_dir / "final_metrics.json").write_text(json.dumps(summary, indent=2))
-        write_model_card(output_dir, final_model.config, summary)
+        card = write_model_card(output_dir, final_model.config, summary)
         save_prediction_grid(output_dir / "predictions.png", final_model, image_processor, validation, skeleton)
-        logger.info("Saved the %s (AP %.3f) to %s", choice, metrics.get(f"eval_{'teacher_' if choice == 'teacher' else ''}AP", float("nan")), output_dir)
-    if training_args.push_to_hub:
-        trainer.push_to_hub(commit_message=f"semipose {training_args.ssl_mode} ({choice})")
+        logger.info("Saved the %s to %s: %s", choice, output_dir, json.dumps(metrics))
+        if training_args.push_to_hub:
+            push_final_model(training_args, final_model, image_processor, card, choice)
 
+
+def push_final_model(training_args, final_model, image_processor, card: Path, choice: str) -> None:
+    """Upload the chosen network (not necessarily the student the Trainer holds), its processor and card."""
+    repo_id = training_args.hub_model_id or Path(training_args.output_dir).name
+    message = f"semipose {training_args.ssl_mode} ({choice})"
+    final_model.push_to_hub(repo_id, commit_message=message, token=training_args.hub_token,
+                            private=training_args.hub_private_repo)
+    image_processor.push_to_hub(repo_id, commit_message=message, token=training_args.hub_token)
+    ModelCard.load(card).push_to_hub(repo_id, token=training_args.hub_token)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -34,6 +34,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import shutil
@@ -49,6 +50,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
+import datasets.config
 from datasets import Dataset, Features, IterableDataset, load_dataset
 from tqdm.auto import tqdm
 
@@ -194,8 +196,15 @@ def load_pose_dataset(
         features = pose_features(get_skeleton(metadata["skeleton"]).num_keypoints)
         empty = Dataset.from_dict({name: [] for name in features}, features=features)
         return empty.to_iterable_dataset() if load_kwargs.get("streaming") else empty
-    cache = None if cache_dir is None else str(cache_dir)
+    cache = str(cache_dir) if cache_dir is not None else str(_folder_cache_dir(Path(folder)))
     return load_dataset(str(folder), config, split=split, cache_dir=cache, **load_kwargs)
+
+
+def _folder_cache_dir(folder: Path) -> Path:
+    """A `datasets` cache of this folder's own: rows hold absolute image paths, so two folders with the same
+    parquet content in different places (a regenerated synthetic set, say) must not share cached rows."""
+    digest = hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:16]
+    return Path(datasets.config.HF_DATASETS_CACHE) / "semipose" / digest
 
 
 def add_dataset_folder_arguments(parser: argparse.ArgumentParser) -> None:

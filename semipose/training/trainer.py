@@ -42,6 +42,7 @@ from ..evaluation import KeypointEvaluator, ground_truth_from_rows
 from ..evaluation.pseudo_label_quality import pseudo_label_quality
 from ..evaluation.trainer_metrics import prefixed_metrics
 from ..modeling import select_images
+from ..skeletons import get_skeleton
 from .arguments import SemiPoseTrainingArguments
 from .consistency import heatmap_consistency_loss
 from .ema import build_teacher, update_teacher
@@ -81,6 +82,12 @@ class SemiPoseTrainer(Trainer):
         if not isinstance(self.args, SemiPoseTrainingArguments):
             raise ValueError(f"SemiPoseTrainer needs SemiPoseTrainingArguments, got {type(self.args).__name__}.")
         self.skeleton = skeleton or self.model.config.skeleton
+        expected = get_skeleton(self.skeleton).num_keypoints
+        if self.model.config.num_keypoints != expected:
+            raise ValueError(
+                f"The model predicts {self.model.config.num_keypoints} keypoints but the dataset's skeleton "
+                f"{self.skeleton!r} has {expected}: build the model with skeleton={self.skeleton!r}."
+            )
         self.teacher: torch.nn.Module | None = None
         self.skipped_steps = 0
         self._step_was_skipped = False
@@ -139,6 +146,9 @@ class SemiPoseTrainer(Trainer):
         confident = select_confident_people(
             decoded, self.args.pseudo_person_threshold, self.args.pseudo_keypoint_threshold
         )
+        kept = decoded.mask & (decoded.scores >= self.args.pseudo_person_threshold)
+        if kept.any():
+            self._record({"pseudo_mean_person_score": decoded.scores[kept].mean()})
         return transform_keypoints(confident.float(), theta, size)
 
     def _strong_pixels(self, weak: torch.Tensor, theta: torch.Tensor, pseudo: torch.Tensor | None) -> torch.Tensor:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from datasets import Image as Image_
 from datasets import load_dataset
 from PIL import Image
 from pycocotools import mask as mask_utils
@@ -340,3 +341,20 @@ def test_prepare_crowdpose_cli_keeps_crowd_index(tmp_path):
         _script("prepare_crowdpose").main([
             "--crowdpose-root", str(root), "--output", str(tmp_path / "out2"), "--val-annotations",
             "crowdpose_val.json"])
+
+
+def test_same_named_folders_elsewhere_do_not_share_cached_rows(coco_fixture_dir, tmp_path, monkeypatch):
+    """Rows hold absolute image paths: a folder regenerated elsewhere must not reuse another's cache."""
+    monkeypatch.setattr("datasets.config.HF_DATASETS_CACHE", str(tmp_path / "hf_cache"))
+    folders = []
+    for place in ("first", "second"):
+        images = tmp_path / place / "images"
+        shutil.copytree(coco_fixture_dir, images)
+        folders.append(dataset_folder.prepare_dataset_folder(
+            images / "test_coco.json", images, images / "test_coco.json", images, tmp_path / place / "same_name",
+            show_progress=False,
+        ))
+    rows = [load_pose_dataset(folder, "full", "validation").cast_column("image", Image_(decode=False))[0]
+            for folder in folders]
+    paths = [row["image"]["path"] for row in rows]
+    assert "first" in paths[0] and "second" in paths[1]

@@ -105,3 +105,17 @@ def test_joint_cutout_centers_only_on_visible_keypoints():
     centers = joint_cutout_centers(keypoints, probability=1.0)
     assert centers[0, 0].tolist() == [3.0, 4.0]
     assert torch.isnan(centers[0, 1]).all()
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_pseudo_keypoints_land_on_the_pixels_their_dots_move_to(seed):
+    """A dot marking a keypoint in the weak view and the keypoint moved by theta meet in the strong view."""
+    torch.manual_seed(seed)
+    weak = torch.zeros(1, 1, SIZE, SIZE)
+    ys, xs = torch.meshgrid(torch.arange(SIZE).float(), torch.arange(SIZE).float(), indexing="ij")
+    x, y = 27.0, 36.0
+    weak[0, 0] = torch.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * 2.0**2))
+    theta = sample_strong_affine(1, (SIZE, SIZE), StrongAugmentation(max_rotation=60, scale_range=(0.8, 1.2)))
+    strong = warp_images(weak, theta)[0, 0]
+    moved = transform_keypoints(torch.tensor([[[[x, y, 2.0]]]]), theta, (SIZE, SIZE))[0, 0, 0]
+    assert math.hypot(*(torch.tensor(_peak(strong)) - moved[:2]).tolist()) < 0.1
