@@ -107,6 +107,9 @@ class DataArguments:
     synthetic_max_people: int = field(default=2, metadata={"help": "Most people per synthetic image."})
     synthetic_min_height: float = field(default=0.5, metadata={"help": "Smallest person, fraction of image."})
     synthetic_clutter: float = field(default=0.0, metadata={"help": "Background clutter in [0, 1]."})
+    synthetic_max_yaw: float = field(
+        default=60.0, metadata={"help": "Largest turn away from the camera (180: also seen from behind)."}
+    )
     cache_dir: str = field(
         default=os.path.join(Path.home(), ".cache", "semipose"), metadata={"help": "Where synthetic data is cached."}
     )
@@ -127,6 +130,7 @@ def dataset_folder(data_args: DataArguments, training_args: SemiPoseTrainingArgu
         people=(1, data_args.synthetic_max_people),
         height_range=(data_args.synthetic_min_height, 0.95),
         clutter=data_args.synthetic_clutter,
+        max_yaw=data_args.synthetic_max_yaw,
         skeleton=data_args.synthetic_skeleton,
         num_train=data_args.synthetic_num_train,
         num_val=data_args.synthetic_num_val,

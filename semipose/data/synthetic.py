@@ -49,7 +49,7 @@ from tqdm.auto import tqdm
 from ..skeletons import get_skeleton
 from ..visualization import draw_people, make_grid
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bump when the renderer changes its output, so cached folders are regenerated."""
 MAX_PEOPLE = 8
 SPLITS = {"train": 0, "val": 1}
@@ -77,6 +77,8 @@ class SyntheticConfig:
             sticks in clothing and skin colors).
         blur: largest Gaussian blur radius in pixels; each image draws one uniformly up to it.
         noise: largest standard deviation of zero-mean pixel noise, as a fraction of 255.
+        max_yaw: largest turn of a person away from facing the camera, in degrees (180: seen
+            from any side; from behind, left and right differ only by small cues).
         skeleton: `"coco"` (17 keypoints) or `"crowdpose"` (14, with `crowdIndex`).
         seed: seed of every random draw.
         num_train, num_val: images per split.
@@ -90,6 +92,7 @@ class SyntheticConfig:
     clutter: float = 0.5
     blur: float = 0.8
     noise: float = 0.03
+    max_yaw: float = 180.0
     skeleton: str = "coco"
     seed: int = 0
     num_train: int = 1000
@@ -112,6 +115,7 @@ class SyntheticConfig:
             "clutter": (0 <= self.clutter <= 1, "in [0, 1]"),
             "blur": (self.blur >= 0, ">= 0"),
             "noise": (0 <= self.noise <= 1, "in [0, 1]"),
+            "max_yaw": (0 <= self.max_yaw <= 180, "in [0, 180] degrees"),
             "num_train": (self.num_train >= 1, ">= 1"),
             "num_val": (self.num_val >= 1, ">= 1"),
         }
@@ -147,7 +151,7 @@ _SEGMENTS = {"upper_arm": 0.186, "forearm": 0.146, "hand": 0.07, "thigh": 0.245,
 
 # Pose prior: uniform ranges in degrees. Limb angles are drawn per side (suffix _left/_right).
 _POSE_RANGES = {
-    "yaw": (0, 360), "pitch": (-12, 12), "roll": (-8, 8),
+    "yaw": (-180, 180), "pitch": (-12, 12), "roll": (-8, 8),
     "bend": (-5, 20), "side_bend": (-8, 8), "twist": (-20, 20),
     "head_pitch": (-20, 25), "head_yaw": (-50, 50), "head_roll": (-12, 12),
 }
@@ -209,13 +213,16 @@ def _apply(rotation: np.ndarray, vectors: np.ndarray) -> np.ndarray:
     return np.einsum("nij,nj->ni", rotation, np.broadcast_to(vectors, rotation.shape[:2]))
 
 
-def sample_pose_angles(rng: np.random.Generator, count: int) -> dict[str, np.ndarray]:
+def sample_pose_angles(rng: np.random.Generator, count: int, max_yaw: float = 180.0) -> dict[str, np.ndarray]:
     """Draw joint angles (degrees) for `count` people from a mixture of everyday pose types.
 
     Types: standing, walking/running (legs and arms swing in opposition), gesturing (arms
     anywhere), sitting or squatting, and dynamic (every joint anywhere in its range); 5% of people
     are also rolled to any angle (lying, falling, acrobatics). Elevations are clipped to the
     joint limits of their plane, so no pose leaves the human range.
+
+    Args:
+        max_yaw: largest turn away from facing the camera, in degrees (180: any direction).
 
     Returns:
         Name -> `[count]` array; limb angles end in `_left` / `_right`.
@@ -225,7 +232,7 @@ def sample_pose_angles(rng: np.random.Generator, count: int) -> dict[str, np.nda
     kinds = rng.choice(len(names), size=count, p=probabilities / probabilities.sum())
     angles = {name: np.empty(count) for name in _angle_names()}
     for index, kind in enumerate(kinds):
-        ranges = {**_POSE_RANGES, **_side_ranges(_LIMB_RANGES),
+        ranges = {**_POSE_RANGES, "yaw": (-max_yaw, max_yaw), **_side_ranges(_LIMB_RANGES),
                   **_side_ranges(_ARCHETYPES[names[kind]][1])}
         for name, (low, high) in ranges.items():
             angles[name][index] = rng.uniform(low, high)
@@ -625,7 +632,7 @@ def sample_figures(rng: np.random.Generator, config: SyntheticConfig) -> Figures
     heights = rng.uniform(*config.height_range, count) * size
     order = np.argsort(heights * np.exp(rng.normal(0, 0.15, count)), kind="stable")
     figures = make_figures(
-        sample_pose_angles(rng, count), sample_body_proportions(rng, count), heights,
+        sample_pose_angles(rng, count, config.max_yaw), sample_body_proportions(rng, count), heights,
         sample_part_colors(rng, count),
     )
     figures = Figures(*(getattr(figures, field.name)[order]
