@@ -28,23 +28,12 @@ from semipose.data.semi_supervised import SemiSupervisedCollator, SemiSupervised
 from semipose.data.synthetic import SyntheticConfig, prepare_synthetic_dataset, synthetic_dataset_dir
 from semipose.data.transforms import AugmentationConfig, LabeledTransform, UnlabeledTransform
 from semipose.model_card import write_model_card
-from semipose.modeling import (
-    AssociativeEmbeddingConfig,
-    AssociativeEmbeddingForPoseEstimation,
-    CenterOffsetConfig,
-    CenterOffsetForPoseEstimation,
-    PoseImageProcessor,
-)
+from semipose.modeling import MODEL_FAMILIES, PoseImageProcessor
 from semipose.training import SemiPoseTrainer, SemiPoseTrainingArguments
 from semipose.training.image_logging import ImageLoggingCallback
 from semipose.inference import save_prediction_grid
 
 logger = logging.getLogger(__name__)
-
-MODEL_FAMILIES = {
-    "center_offset": (CenterOffsetConfig, CenterOffsetForPoseEstimation),
-    "associative_embedding": (AssociativeEmbeddingConfig, AssociativeEmbeddingForPoseEstimation),
-}
 
 DEFAULT_TRAINING_ARGUMENTS = {
     "output_dir": "outputs/run_semi_pose",

@@ -31,10 +31,11 @@ from .modeling_associative_embedding import AssociativeEmbeddingForPoseEstimatio
 from .modeling_center_offset import CenterOffsetForPoseEstimation, CenterOffsetOutput
 from .modeling_pose_common import PosePreTrainedModel, select_images
 
-MODEL_FAMILIES = (
-    (AssociativeEmbeddingConfig, AssociativeEmbeddingForPoseEstimation),
-    (CenterOffsetConfig, CenterOffsetForPoseEstimation),
-)
+MODEL_FAMILIES = {
+    "associative_embedding": (AssociativeEmbeddingConfig, AssociativeEmbeddingForPoseEstimation),
+    "center_offset": (CenterOffsetConfig, CenterOffsetForPoseEstimation),
+}
+"""Family name -> (config class, model class), the names the main job's `--model_family` takes."""
 
 
 def register_auto_classes() -> None:
@@ -43,7 +44,7 @@ def register_auto_classes() -> None:
     Also marks each class with `register_for_auto_class`, so `save_pretrained` copies its code into the
     checkpoint and writes the `auto_map` that `trust_remote_code=True` loading reads.
     """
-    for config_class, model_class in MODEL_FAMILIES:
+    for config_class, model_class in MODEL_FAMILIES.values():
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
         AutoModel.register(config_class, model_class, exist_ok=True)
         AutoModelForPoseEstimation.register(config_class, model_class, exist_ok=True)
@@ -65,6 +66,7 @@ __all__ = [
     "CenterOffsetForPoseEstimation",
     "CenterOffsetOutput",
     "DecodedPoses",
+    "MODEL_FAMILIES",
     "PoseBackbone",
     "PoseConfig",
     "PoseImageProcessor",

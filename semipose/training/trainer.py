@@ -91,7 +91,7 @@ class SemiPoseTrainer(Trainer):
         self.teacher: torch.nn.Module | None = None
         self.skipped_steps = 0
         self._step_was_skipped = False
-        self._loss_sums: dict[str, float] = defaultdict(float)
+        self._loss_sums: dict[str, torch.Tensor] = {}
         self._loss_counts: dict[str, int] = defaultdict(int)
         self._ground_truth = None
         self.add_callback(_TeacherCallback(self))
@@ -165,15 +165,16 @@ class SemiPoseTrainer(Trainer):
         return strong
 
     def _record(self, terms: dict[str, torch.Tensor]) -> None:
+        """Running sums stay on the device (no sync per step); `log` reads them."""
         for name, value in terms.items():
-            self._loss_sums[name] += float(value.detach())
+            self._loss_sums[name] = self._loss_sums.get(name, 0.0) + value.detach().float()
             self._loss_counts[name] += 1
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         """Adds the mean of every loss term since the last training log, and the skipped-step count."""
         if "loss" in logs and self._loss_counts:
             for name, total in self._loss_sums.items():
-                logs[f"train/{name}"] = total / self._loss_counts[name]
+                logs[f"train/{name}"] = float(total) / self._loss_counts[name]
             logs["train/skipped_steps"] = self.skipped_steps
             self._loss_sums.clear()
             self._loss_counts.clear()

@@ -8,20 +8,11 @@ from semipose.data.collator import PoseDataCollator
 from semipose.data.dataset_folder import load_pose_dataset
 from semipose.data.semi_supervised import SemiSupervisedCollator, SemiSupervisedDataset
 from semipose.data.transforms import AugmentationConfig, LabeledTransform, UnlabeledTransform
-from semipose.modeling import (
-    AssociativeEmbeddingConfig,
-    AssociativeEmbeddingForPoseEstimation,
-    CenterOffsetConfig,
-    CenterOffsetForPoseEstimation,
-    PoseImageProcessor,
-)
+from semipose.modeling import MODEL_FAMILIES as FAMILIES
+from semipose.modeling import PoseImageProcessor
 from semipose.training import SemiPoseTrainer, SemiPoseTrainingArguments
 
 INPUT_SIZE = 64
-FAMILIES = {
-    "center_offset": (CenterOffsetConfig, CenterOffsetForPoseEstimation),
-    "associative_embedding": (AssociativeEmbeddingConfig, AssociativeEmbeddingForPoseEstimation),
-}
 
 
 def make_trainer(dataset_dir, output_dir, *, family="center_offset", ssl_mode="semi", seed=0, **arguments):
