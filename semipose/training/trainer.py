@@ -93,7 +93,6 @@ class SemiPoseTrainer(Trainer):
         self._step_was_skipped = False
         self._loss_sums: dict[str, torch.Tensor] = {}
         self._loss_counts: dict[str, int] = defaultdict(int)
-        self._ground_truth = None
         self.add_callback(_TeacherCallback(self))
 
     # ----------------------------------------------------------------------------------- loss
@@ -232,30 +231,31 @@ class SemiPoseTrainer(Trainer):
         if dataset is None:
             raise ValueError("evaluate() needs an eval_dataset of validation rows.")
         ground_truth = ground_truth_from_rows(dataset.remove_columns("image"), self.skeleton)
-        metrics = self._evaluate_model(self.accelerator.unwrap_model(self.model), dataset, ground_truth, "")
+        student_people = self._predict_people(self.accelerator.unwrap_model(self.model), dataset)
+        metrics = self._score(student_people, ground_truth, write_predictions=self.args.should_save)
         if self.teacher is not None:
-            metrics.update(self._evaluate_model(self.teacher, dataset, ground_truth, "teacher_"))
+            teacher_people = self._predict_people(self.teacher, dataset)
+            teacher_metrics = self._score(teacher_people, ground_truth, write_predictions=False)
+            metrics.update({f"teacher_{name}": value for name, value in teacher_metrics.items()})
+            quality = pseudo_label_quality(
+                ground_truth, teacher_people, self.skeleton,
+                person_threshold=self.args.pseudo_person_threshold,
+                keypoint_threshold=self.args.pseudo_keypoint_threshold,
+            )
+            metrics.update({f"pseudo_{name}": value for name, value in quality.items()})
         metrics = prefixed_metrics(metrics, metric_key_prefix)
         metrics[f"{metric_key_prefix}_step"] = self.state.global_step
         self.log(metrics)
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
 
-    def _evaluate_model(self, model, dataset, ground_truth, prefix: str) -> dict[str, float]:
-        people = self._predict_people(model, dataset)
+    def _score(self, people, ground_truth, write_predictions: bool) -> dict[str, float]:
+        """OKS stats of one network's people (and how many images they cover)."""
         evaluator = KeypointEvaluator(ground_truth, self.skeleton)
         for image_id, keypoints, scores in people:
             evaluator.add(image_id, keypoints, scores)
-        stats = {f"{prefix}{name}": value for name, value in evaluator.compute().items()}
-        stats[f"{prefix}num_images"] = len(people)
-        if prefix == "teacher_":
-            quality = pseudo_label_quality(
-                ground_truth, people, self.skeleton,
-                person_threshold=self.args.pseudo_person_threshold,
-                keypoint_threshold=self.args.pseudo_keypoint_threshold,
-            )
-            stats.update({f"pseudo_{name}": value for name, value in quality.items()})
-        if self.args.should_save and not prefix:
+        stats = {**evaluator.compute(), "num_images": len(people)}
+        if write_predictions:
             self._write_predictions(evaluator)
         return stats
 
