@@ -139,17 +139,23 @@ def photometric_jitter(
 def cutout(pixel_values: torch.Tensor, centers: torch.Tensor, side: int) -> torch.Tensor:
     """Fill squares around `centers` [B, N, 2] (x, y; NaN = none) with 0, the mean color.
 
-    A square holds the pixels whose centers lie in `[c - side / 2, c + side / 2)` on both axes.
+    A square holds the pixels whose centers lie in `[c - side / 2, c + side / 2)` on both axes. The
+    squares are painted into a 2D difference array and summed up, so the cost does not grow with
+    N x H x W (joint cutout may place dozens of squares per image).
     """
-    _, _, height, width = pixel_values.shape
-    ys = torch.arange(height, device=pixel_values.device).view(1, 1, height, 1)
-    xs = torch.arange(width, device=pixel_values.device).view(1, 1, 1, width)
-    half = side / 2
-    cx = centers[..., 0].unsqueeze(-1).unsqueeze(-1)
-    cy = centers[..., 1].unsqueeze(-1).unsqueeze(-1)
-    covered = (xs - cx >= -half) & (xs - cx < half) & (ys - cy >= -half) & (ys - cy < half)
-    hidden = covered.any(dim=1, keepdim=True)
-    return pixel_values.masked_fill(hidden, 0.0)
+    batch, _, height, width = pixel_values.shape
+    present = ~torch.isnan(centers).any(dim=-1)
+    image_index = torch.arange(batch, device=centers.device).unsqueeze(1).expand_as(present)[present]
+    low = torch.ceil(centers[present] - side / 2).long()
+    high = torch.ceil(centers[present] + side / 2).long()
+    x0, x1 = low[:, 0].clamp(0, width), high[:, 0].clamp(0, width)
+    y0, y1 = low[:, 1].clamp(0, height), high[:, 1].clamp(0, height)
+    corners = torch.zeros(batch, height + 1, width + 1, device=pixel_values.device)
+    ones = torch.ones_like(image_index, dtype=corners.dtype)
+    for ys, xs, sign in ((y0, x0, 1), (y0, x1, -1), (y1, x0, -1), (y1, x1, 1)):
+        corners.index_put_((image_index, ys, xs), sign * ones, accumulate=True)
+    hidden = corners.cumsum(1).cumsum(2)[:, :height, :width] > 0.5
+    return pixel_values.masked_fill(hidden.unsqueeze(1), 0.0)
 
 
 def random_cutout_centers(batch_size: int, holes: int, size: tuple[int, int], device) -> torch.Tensor:

@@ -119,3 +119,18 @@ def test_pseudo_keypoints_land_on_the_pixels_their_dots_move_to(seed):
     strong = warp_images(weak, theta)[0, 0]
     moved = transform_keypoints(torch.tensor([[[[x, y, 2.0]]]]), theta, (SIZE, SIZE))[0, 0, 0]
     assert math.hypot(*(torch.tensor(_peak(strong)) - moved[:2]).tolist()) < 0.1
+
+
+def test_cutout_equals_the_per_pixel_definition_on_random_squares():
+    """The difference-array painting hides exactly the pixels whose centers fall in a square."""
+    torch.manual_seed(0)
+    for _ in range(50):
+        height, width = (int(v) for v in torch.randint(5, 40, (2,)))
+        side = int(torch.randint(1, 12, ()))
+        centers = torch.rand(3, 7, 2) * torch.tensor([width + 10.0, height + 10.0]) - 5
+        centers[torch.rand(3, 7) < 0.3] = float("nan")
+        ys, xs = torch.arange(height).view(1, 1, height, 1), torch.arange(width).view(1, 1, 1, width)
+        cx, cy, half = centers[..., 0, None, None], centers[..., 1, None, None], side / 2
+        covered = ((xs - cx >= -half) & (xs - cx < half) & (ys - cy >= -half) & (ys - cy < half)).any(1, True)
+        images = torch.ones(3, 2, height, width)
+        assert torch.equal(cutout(images, centers, side), images.masked_fill(covered, 0.0))
