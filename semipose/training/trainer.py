@@ -93,6 +93,8 @@ class SemiPoseTrainer(Trainer):
         self._step_was_skipped = False
         self._loss_sums: dict[str, torch.Tensor] = {}
         self._loss_counts: dict[str, int] = defaultdict(int)
+        self._evaluation_dataset = None
+        self._evaluation_loader_prepared: DataLoader | None = None
         self.add_callback(_TeacherCallback(self))
 
     # ----------------------------------------------------------------------------------- loss
@@ -262,14 +264,7 @@ class SemiPoseTrainer(Trainer):
     @torch.no_grad()
     def _predict_people(self, model, dataset) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
         """(image_id, keypoints [M, K, 3] with scores, person scores [M]) in original pixels, all ranks."""
-        loader = self.accelerator.prepare(
-            DataLoader(
-                dataset,
-                batch_size=self.args.per_device_eval_batch_size,
-                collate_fn=EvaluationCollator(self.processing_class),
-                num_workers=self.args.dataloader_num_workers,
-            )
-        )
+        loader = self._evaluation_loader(dataset)
         was_training = model.training
         model.eval()
         people = []
@@ -288,6 +283,19 @@ class SemiPoseTrainer(Trainer):
             people.extend(self.accelerator.gather_for_metrics(batch_people, use_gather_object=True))
         model.train(was_training)
         return people
+
+    def _evaluation_loader(self, dataset) -> DataLoader:
+        """The prepared (sharded) loader of `dataset`, built once: accelerate keeps every loader it prepares."""
+        if self._evaluation_dataset is not dataset:
+            loader = DataLoader(
+                dataset,
+                batch_size=self.args.per_device_eval_batch_size,
+                collate_fn=EvaluationCollator(self.processing_class),
+                num_workers=self.args.dataloader_num_workers,
+            )
+            self._evaluation_dataset = dataset
+            self._evaluation_loader_prepared = self.accelerator.prepare(loader)
+        return self._evaluation_loader_prepared
 
     def _write_predictions(self, evaluator) -> None:
         path = os.path.join(self.args.output_dir, f"predictions_step{self.state.global_step}.json")
