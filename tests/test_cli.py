@@ -10,7 +10,6 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image
-from test_inference import save_tiny_checkpoint
 
 from semipose.cli import build_parser, main
 from semipose.data.dataset_folder import prepare_dataset_folder
@@ -103,14 +102,6 @@ def test_parser_has_subcommands_and_needs_a_prediction_source():
 
 
 # ------------------------------------------------------------------------------------ predict
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    """A tiny random-init COCO center-offset checkpoint that finds people everywhere (see test_inference)."""
-    folder = tmp_path_factory.mktemp("checkpoint")
-    save_tiny_checkpoint(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")

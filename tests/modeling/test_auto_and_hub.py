@@ -12,17 +12,13 @@ import torch
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForPoseEstimation
 
 from semipose.modeling import (
-    AssociativeEmbeddingConfig,
-    AssociativeEmbeddingForPoseEstimation,
+    MODEL_FAMILIES,
     CenterOffsetConfig,
     CenterOffsetForPoseEstimation,
     PoseImageProcessor,
 )
 
-FAMILIES = {
-    "associative_embedding": (AssociativeEmbeddingConfig, AssociativeEmbeddingForPoseEstimation),
-    "center_offset": (CenterOffsetConfig, CenterOffsetForPoseEstimation),
-}
+FAMILIES = MODEL_FAMILIES
 IMAGE = torch.randint(0, 256, (3, 90, 120), dtype=torch.uint8)
 
 # Runs in a fresh interpreter: semipose is made unimportable before anything else is imported.

@@ -7,18 +7,12 @@ import torch
 from safetensors.torch import save_file
 
 from semipose.modeling import (
-    AssociativeEmbeddingConfig,
-    AssociativeEmbeddingForPoseEstimation,
-    CenterOffsetConfig,
-    CenterOffsetForPoseEstimation,
+    MODEL_FAMILIES,
     select_images,
 )
 from semipose.modeling.modeling_pose_common import PredictionConv, flip_maps
 
-FAMILIES = {
-    "associative_embedding": (AssociativeEmbeddingConfig, AssociativeEmbeddingForPoseEstimation),
-    "center_offset": (CenterOffsetConfig, CenterOffsetForPoseEstimation),
-}
+FAMILIES = MODEL_FAMILIES
 
 
 @pytest.fixture(params=sorted(FAMILIES))
