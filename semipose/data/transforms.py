@@ -76,6 +76,12 @@ class AugmentationConfig:
         flip_probability: probability of a horizontal flip (left/right keypoints swapped).
         color_jitter: brightness, contrast and saturation factors drawn from
             `[1 - color_jitter, 1 + color_jitter]`; 0 disables the photometric step.
+        cutout_holes: squares of the mean color painted at random places of the input (labeled
+            views only; their keypoints stay labeled, as the semi student's strong view keeps them).
+        cutout_size: side of such a square as a fraction of S.
+        joint_cutout_probability: chance that each visible keypoint is hidden by a square
+            (labeled views only).
+        joint_cutout_size: side of that square as a fraction of S.
 
     Example:
 
@@ -90,6 +96,10 @@ class AugmentationConfig:
     max_translation: float = 40 / 512
     flip_probability: float = 0.5
     color_jitter: float = 0.0
+    cutout_holes: int = 0
+    cutout_size: float = 0.25
+    joint_cutout_probability: float = 0.0
+    joint_cutout_size: float = 0.1
 
     def __post_init__(self) -> None:
         low, high = self.scale_range
@@ -99,6 +109,10 @@ class AugmentationConfig:
             "max_translation": (0 <= self.max_translation <= 1, "in [0, 1]"),
             "flip_probability": (0 <= self.flip_probability <= 1, "in [0, 1]"),
             "color_jitter": (0 <= self.color_jitter < 1, "in [0, 1)"),
+            "cutout_holes": (self.cutout_holes >= 0, ">= 0"),
+            "cutout_size": (0 <= self.cutout_size <= 1, "in [0, 1]"),
+            "joint_cutout_probability": (0 <= self.joint_cutout_probability <= 1, "in [0, 1]"),
+            "joint_cutout_size": (0 <= self.joint_cutout_size <= 1, "in [0, 1]"),
         }
         for name, (ok, expected) in checks.items():
             if not ok:
@@ -121,10 +135,12 @@ class AugmentationConfig:
 
     @classmethod
     def strong(cls) -> AugmentationConfig:
-        """Strong geometry (rotation 30, scale 0.75-1.25, flip) plus color jitter 0.4."""
+        """The semi student's strong view for labeled images: rotation 30, scale 0.75-1.25, shift 10%,
+        flip, color jitter 0.4, one random cutout of 1/4 side and joint cutout (10% of keypoints)."""
         return cls(
             scale_range=(0.75, 1.25), max_rotation=30.0, max_translation=0.1, flip_probability=0.5,
-            color_jitter=0.4,
+            color_jitter=0.4, cutout_holes=1, cutout_size=0.25, joint_cutout_probability=0.1,
+            joint_cutout_size=0.1,
         )
 
 
@@ -303,6 +319,39 @@ def _rgb_image(row: dict[str, Any]) -> PIL.Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
+def cutout(pixel_values: torch.Tensor, centers: torch.Tensor, side: int) -> torch.Tensor:
+    """Fill squares around `centers` [B, N, 2] (x, y; NaN = none) with 0, the mean color.
+
+    A square holds the pixels whose centers lie in `[c - side / 2, c + side / 2)` on both axes. The
+    squares are painted into a 2D difference array and summed up, so the cost does not grow with
+    N x H x W (joint cutout may place dozens of squares per image).
+    """
+    batch, _, height, width = pixel_values.shape
+    present = ~torch.isnan(centers).any(dim=-1)
+    image_index = torch.arange(batch, device=centers.device).unsqueeze(1).expand_as(present)[present]
+    low = torch.ceil(centers[present] - side / 2).long()
+    high = torch.ceil(centers[present] + side / 2).long()
+    x0, x1 = low[:, 0].clamp(0, width), high[:, 0].clamp(0, width)
+    y0, y1 = low[:, 1].clamp(0, height), high[:, 1].clamp(0, height)
+    corners = torch.zeros(batch, height + 1, width + 1, device=pixel_values.device)
+    ones = torch.ones_like(image_index, dtype=corners.dtype)
+    for ys, xs, sign in ((y0, x0, 1), (y0, x1, -1), (y1, x0, -1), (y1, x1, 1)):
+        corners.index_put_((image_index, ys, xs), sign * ones, accumulate=True)
+    hidden = corners.cumsum(1).cumsum(2)[:, :height, :width] > 0.5
+    return pixel_values.masked_fill(hidden.unsqueeze(1), 0.0)
+
+
+def joint_cutout_centers(
+    keypoints: torch.Tensor, probability: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """Centers [B, M*K, 2] on a random subset of the visible keypoints [B, M, K, 3]; NaN where none."""
+    batch = keypoints.shape[0]
+    xy = keypoints[..., :2].reshape(batch, -1, 2)
+    drawn = torch.rand(xy.shape[:2], device=xy.device, generator=generator) < probability
+    chosen = (keypoints[..., 2].reshape(batch, -1) > 0) & drawn
+    return torch.where(chosen.unsqueeze(-1), xy, torch.full_like(xy, float("nan")))
+
+
 def _rows(batch: Batch, required: Sequence[str], transform: str) -> list[dict[str, Any]]:
     """Split a batch (dict of column lists) into rows, checking the required columns exist."""
     missing = [column for column in required if column not in batch]
@@ -443,12 +492,24 @@ class LabeledTransform(_ViewTransform):
         keypoints = _keypoints(row, self.skeleton.num_keypoints)
         view = self._sample_view(image)
         flip_index = self.skeleton.flip_index
+        keypoints = transform_keypoints(keypoints, view, self.input_size, flip_index)
         return {
-            "pixel_values": self._pixel_values(image, view),
-            "keypoints": transform_keypoints(keypoints, view, self.input_size, flip_index),
+            "pixel_values": self._cutout(self._pixel_values(image, view), keypoints),
+            "keypoints": keypoints,
             "ignore_mask": self._ignore_mask(row, view),
             "image_id": row["image_id"],
         }
+
+    def _cutout(self, pixel_values: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
+        """Hide random squares and squares on random visible keypoints (`[M, K, 3]` input pixels)."""
+        config, size = self.augmentation, self.input_size
+        if config.cutout_holes > 0 and config.cutout_size > 0:
+            centers = torch.rand(1, config.cutout_holes, 2, generator=self.generator) * size
+            pixel_values = cutout(pixel_values[None], centers, int(config.cutout_size * size))[0]
+        if config.joint_cutout_probability > 0 and config.joint_cutout_size > 0:
+            centers = joint_cutout_centers(keypoints[None], config.joint_cutout_probability, self.generator)
+            pixel_values = cutout(pixel_values[None], centers, int(config.joint_cutout_size * size))[0]
+        return pixel_values
 
     def _ignore_mask(self, row: dict[str, Any], view: View) -> torch.Tensor:
         """`[S, S]` bool: union of the row's ignore regions, warped through the view (nearest)."""

@@ -38,6 +38,7 @@ from torch.utils.data import DataLoader
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from ..data.transforms import cutout, joint_cutout_centers
 from ..evaluation import KeypointEvaluator, ground_truth_from_rows
 from ..evaluation.pseudo_label_quality import pseudo_label_quality
 from ..evaluation.trainer_metrics import prefixed_metrics
@@ -49,8 +50,6 @@ from .ema import build_teacher, update_teacher
 from .evaluation_data import EvaluationCollator
 from .pseudo_labels import select_confident_people, uncertain_region_mask
 from .views import (
-    cutout,
-    joint_cutout_centers,
     photometric_jitter,
     random_cutout_centers,
     sample_strong_affine,

@@ -136,41 +136,11 @@ def photometric_jitter(
     return (rgb.clamp(0, 1) - mean_t) / std_t
 
 
-def cutout(pixel_values: torch.Tensor, centers: torch.Tensor, side: int) -> torch.Tensor:
-    """Fill squares around `centers` [B, N, 2] (x, y; NaN = none) with 0, the mean color.
-
-    A square holds the pixels whose centers lie in `[c - side / 2, c + side / 2)` on both axes. The
-    squares are painted into a 2D difference array and summed up, so the cost does not grow with
-    N x H x W (joint cutout may place dozens of squares per image).
-    """
-    batch, _, height, width = pixel_values.shape
-    present = ~torch.isnan(centers).any(dim=-1)
-    image_index = torch.arange(batch, device=centers.device).unsqueeze(1).expand_as(present)[present]
-    low = torch.ceil(centers[present] - side / 2).long()
-    high = torch.ceil(centers[present] + side / 2).long()
-    x0, x1 = low[:, 0].clamp(0, width), high[:, 0].clamp(0, width)
-    y0, y1 = low[:, 1].clamp(0, height), high[:, 1].clamp(0, height)
-    corners = torch.zeros(batch, height + 1, width + 1, device=pixel_values.device)
-    ones = torch.ones_like(image_index, dtype=corners.dtype)
-    for ys, xs, sign in ((y0, x0, 1), (y0, x1, -1), (y1, x0, -1), (y1, x1, 1)):
-        corners.index_put_((image_index, ys, xs), sign * ones, accumulate=True)
-    hidden = corners.cumsum(1).cumsum(2)[:, :height, :width] > 0.5
-    return pixel_values.masked_fill(hidden.unsqueeze(1), 0.0)
-
-
 def random_cutout_centers(batch_size: int, holes: int, size: tuple[int, int], device) -> torch.Tensor:
     """Uniform random centers [B, holes, 2] inside an image of `size` (H, W)."""
     height, width = size
     scale = torch.tensor([width, height], device=device, dtype=torch.float32)
     return torch.rand(batch_size, holes, 2, device=device) * scale
-
-
-def joint_cutout_centers(keypoints: torch.Tensor, probability: float) -> torch.Tensor:
-    """Centers [B, M*K, 2] on a random subset of the visible keypoints [B, M, K, 3]; NaN where none."""
-    batch = keypoints.shape[0]
-    xy = keypoints[..., :2].reshape(batch, -1, 2)
-    chosen = (keypoints[..., 2].reshape(batch, -1) > 0) & (torch.rand(xy.shape[:2], device=xy.device) < probability)
-    return torch.where(chosen.unsqueeze(-1), xy, torch.full_like(xy, float("nan")))
 
 
 def _uniform(n: int, low: float, high: float, device) -> torch.Tensor:

@@ -208,6 +208,21 @@ def test_same_seed_same_output_and_color_jitter_keeps_geometry():
     assert not torch.allclose(plain["pixel_values"], first["pixel_values"])
 
 
+def test_labeled_cutout_hides_squares_but_keeps_the_keypoints():
+    pixels = np.full((HEIGHT, WIDTH, 3), 200, dtype=np.uint8)
+    batch = make_row(pixels, labeled_keypoints(dot_positions()))
+    plain = AugmentationConfig.none()
+    reference = run(batch, plain, seed=3)
+    one_hole = run(batch, dataclasses.replace(plain, cutout_holes=1, cutout_size=0.25), seed=3)
+    hidden = (one_hole["pixel_values"] == 0).all(dim=0) & (reference["pixel_values"] != 0).any(dim=0)
+    assert 0 < hidden.sum() <= (SIZE // 4) ** 2
+    assert torch.equal(one_hole["keypoints"], reference["keypoints"])
+    on_joints = run(batch, dataclasses.replace(plain, joint_cutout_probability=1.0, joint_cutout_size=0.05), seed=3)
+    x, y = on_joints["keypoints"][..., 0].long(), on_joints["keypoints"][..., 1].long()
+    assert (on_joints["pixel_values"][:, y, x] == 0).all()
+    assert (reference["pixel_values"][:, y, x] != 0).all()
+
+
 def test_unlabeled_transform_outputs_only_the_weak_view():
     batch = make_row(np.zeros((HEIGHT, WIDTH, 3), np.uint8), labeled_keypoints(dot_positions()))
     batch = {key: batch[key] * 2 for key in ("image", "image_id")}

@@ -3,10 +3,9 @@ import math
 import pytest
 import torch
 
+from semipose.data.transforms import cutout, joint_cutout_centers
 from semipose.training.views import (
     StrongAugmentation,
-    cutout,
-    joint_cutout_centers,
     photometric_jitter,
     sample_strong_affine,
     transform_keypoints,
