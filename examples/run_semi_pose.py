@@ -27,9 +27,11 @@ from semipose.data.dataset_folder import load_pose_dataset, read_dataset_metadat
 from semipose.data.semi_supervised import SemiSupervisedCollator, SemiSupervisedDataset
 from semipose.data.synthetic import SyntheticConfig, prepare_synthetic_dataset, synthetic_dataset_dir
 from semipose.data.transforms import AugmentationConfig, LabeledTransform, UnlabeledTransform
+from semipose.data.unreadable import SkipUnreadable, check_images_readable, first_readable_images, lazy_images
 from semipose.model_card import write_model_card
 from semipose.modeling import MODEL_FAMILIES, PoseImageProcessor
 from semipose.training import SemiPoseTrainer, SemiPoseTrainingArguments
+from semipose.training.data_health import DEFAULT_MAX_UNREADABLE_FRACTION
 from semipose.training.image_logging import ImageLoggingCallback
 from semipose.inference import save_prediction_grid
 
@@ -102,6 +104,11 @@ class DataArguments:
     cache_dir: str = field(
         default=os.path.join(Path.home(), ".cache", "semipose"), metadata={"help": "Where synthetic data is cached."}
     )
+    max_unreadable_fraction: float = field(
+        default=DEFAULT_MAX_UNREADABLE_FRACTION,
+        metadata={"help": "Unreadable training images are skipped (warned, counted in the logs) until more than "
+                          "this fraction of them is unreadable, which stops the run."},
+    )
 
 
 def parse_arguments() -> tuple[ModelArguments, DataArguments, SemiPoseTrainingArguments]:
@@ -153,19 +160,22 @@ def main() -> None:
     model_args, data_args, training_args = parse_arguments()
     logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING)
 
-    # Data: labeled + unlabeled training streams and the validation rows.
+    # Data: labeled + unlabeled training streams and the validation rows. Images are decoded in the
+    # transforms (lazy_images), so a file gone missing or corrupt is skipped (SkipUnreadable), not fatal.
     folder = dataset_folder(data_args, training_args)
     skeleton = read_dataset_metadata(folder)["skeleton"]
-    labeled = load_pose_dataset(folder, data_args.dataset_config, "labeled")
-    validation = load_pose_dataset(folder, data_args.dataset_config, "validation")
+    labeled = lazy_images(load_pose_dataset(folder, data_args.dataset_config, "labeled"))
+    validation = lazy_images(load_pose_dataset(folder, data_args.dataset_config, "validation"))
+    check_images_readable(validation, "validation")  # evaluation needs all of them: fail now, not hours later
     augmentation = getattr(AugmentationConfig, data_args.labeled_augmentation)()
-    labeled = labeled.with_transform(LabeledTransform(model_args.input_size, augmentation, skeleton=skeleton))
+    labeled_transform = LabeledTransform(model_args.input_size, augmentation, skeleton=skeleton)
+    labeled = SkipUnreadable(labeled.with_transform(labeled_transform))
     labeled_collator = PoseDataCollator()
     train_dataset, collator, logged_unlabeled_images = labeled, labeled_collator, []
     if training_args.uses_unlabeled_data:
-        unlabeled = load_pose_dataset(folder, data_args.dataset_config, "unlabeled")
-        logged_unlabeled_images = [row["image"] for row in unlabeled.select(range(min(8, len(unlabeled))))]
-        unlabeled = unlabeled.with_transform(UnlabeledTransform(model_args.input_size))
+        unlabeled = lazy_images(load_pose_dataset(folder, data_args.dataset_config, "unlabeled"))
+        logged_unlabeled_images = first_readable_images(unlabeled, 8)
+        unlabeled = SkipUnreadable(unlabeled.with_transform(UnlabeledTransform(model_args.input_size)))
         train_dataset = SemiSupervisedDataset(labeled, unlabeled, training_args.unlabeled_ratio)
         collator = SemiSupervisedCollator(labeled_collator, PoseDataCollator())
 
@@ -183,8 +193,9 @@ def main() -> None:
         data_collator=collator,
         processing_class=image_processor,
         skeleton=skeleton,
+        max_unreadable_fraction=data_args.max_unreadable_fraction,
     )
-    logged_validation_images = [row["image"] for row in validation.select(range(min(8, len(validation))))]
+    logged_validation_images = first_readable_images(validation, 8)
     trainer.add_callback(ImageLoggingCallback(trainer, logged_unlabeled_images, logged_validation_images))
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
 
@@ -199,7 +210,8 @@ def main() -> None:
         image_processor.save_pretrained(output_dir)
         (output_dir / "final_metrics.json").write_text(json.dumps(summary, indent=2))
         card = write_model_card(output_dir, final_model.config, summary)
-        save_prediction_grid(output_dir / "predictions.png", final_model, image_processor, validation, skeleton)
+        drawn_rows = [{"image": image} for image in first_readable_images(validation, 16)]
+        save_prediction_grid(output_dir / "predictions.png", final_model, image_processor, drawn_rows, skeleton)
         logger.info("Saved the %s to %s: %s", choice, output_dir, json.dumps(metrics))
         if training_args.push_to_hub:
             push_final_model(training_args, final_model, image_processor, card, choice)

@@ -48,7 +48,8 @@ from .visualization import draw_people, enlarge, make_grid
 logger = logging.getLogger(__name__)
 
 SEMIPOSE_MODEL_TYPES = tuple(config_class.model_type for config_class, _ in MODEL_FAMILIES.values())
-WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+"""Weights are read from safetensors only: a pickled `pytorch_model.bin` is never opened."""
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 
@@ -142,7 +143,7 @@ def load_checkpoint(model_name_or_path: str | Path, **hub_kwargs) -> tuple[torch
             f"{name}: a {config.model_type!r} model, not a semipose checkpoint (model_type one of "
             f"{list(SEMIPOSE_MODEL_TYPES)})."
         )
-    model = AutoModelForPoseEstimation.from_pretrained(name, **hub_kwargs).eval()
+    model = AutoModelForPoseEstimation.from_pretrained(name, use_safetensors=True, **hub_kwargs).eval()
     return model, AutoImageProcessor.from_pretrained(name, **hub_kwargs)
 
 
@@ -161,7 +162,11 @@ def _check_checkpoint_folder(folder: Path) -> None:
             f"of {list(SEMIPOSE_MODEL_TYPES)}."
         )
     if not any((folder / name).is_file() for name in WEIGHT_FILES):
-        raise ValueError(f"{folder}: no weights, expected one of {list(WEIGHT_FILES)} ({what}).")
+        pickled = " (pytorch_model.bin is a pickle and is not loaded; re-save the model with save_pretrained)"
+        raise ValueError(
+            f"{folder}: no weights, expected one of {list(WEIGHT_FILES)}"
+            f"{pickled if (folder / 'pytorch_model.bin').is_file() else ''} ({what})."
+        )
     if not (folder / "preprocessor_config.json").is_file():
         raise ValueError(
             f"{folder}: no preprocessor_config.json; save the PoseImageProcessor beside the model "

@@ -2,8 +2,9 @@
 
 One reader serves every source: COCO `person_keypoints_{train,val}2017.json`, CrowdPose
 `crowdpose_*.json` and the synthetic generator's output. It checks the whole file (required
-fields and their types, keypoint lists of length 3K for the skeleton, positive image sizes,
-duplicate ids, annotations of unknown images, missing or unreadable image files) and raises
+fields and their types, values that fit the int64 / float32 columns, keypoint lists of length 3K
+for the skeleton, positive image sizes, duplicate ids, annotations of unknown images, RLE regions
+that cover exactly the image, missing or unreadable image files) and raises
 `ValueError` / `FileNotFoundError` naming the file, the record and what was expected.
 
 Row schema (`pose_features`), one row per image with M people and R ignore regions:
@@ -56,19 +57,27 @@ _MISSING = object()
 _SINGULAR = {"images": "image", "annotations": "annotation", "categories": "category"}
 
 
+_INT64_RANGE = (-(2**63), 2**63 - 1)
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    """An integer that fits the int64 id columns (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and _INT64_RANGE[0] <= value <= _INT64_RANGE[1]
 
 
 def _is_number(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
+    """A number that stays finite in the float32 columns."""
+    is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return is_number and math.isfinite(value) and abs(value) <= _FLOAT32_MAX
 
 
 _KINDS = {
-    "int": (_is_int, "an integer"),
-    "positive int": (lambda v: _is_int(v) and v > 0, "a positive integer"),
-    "number": (_is_number, "a finite number"),
-    "number or null": (lambda v: v is None or _is_number(v), "a finite number or null"),
+    "int": (_is_int, "a 64-bit integer"),
+    "positive int": (lambda v: _is_int(v) and 0 < v < 2**31, "a positive 32-bit integer"),
+    "number": (_is_number, "a finite float32 number"),
+    "number or null": (lambda v: v is None or _is_number(v), "a finite float32 number or null"),
+    "area": (lambda v: _is_number(v) and v >= 0, "a finite float32 number >= 0"),
     "0 or 1": (lambda v: v in (0, 1) and not isinstance(v, float), "0 or 1"),
     "str": (lambda v: isinstance(v, str) and v != "", "a non-empty string"),
     "list": (lambda v: isinstance(v, list), "a list"),
@@ -282,21 +291,24 @@ def _parse_annotation(record: Any, where: str, skeleton: Skeleton) -> dict[str, 
             f"{skeleton.name!r} skeleton)."
         )
     if not all(_is_number(value) for value in keypoints):
-        raise ValueError(f"{where}: keypoints must all be finite numbers.")
+        raise ValueError(f"{where}: keypoints must all be finite float32 numbers, got {keypoints!r:.80}.")
     if any(v not in _VISIBILITIES for v in keypoints[2::3]):
         raise ValueError(
             f"{where}: keypoint visibilities must be 0, 1 or 2, got {keypoints[2::3]}."
         )
     bbox = _field(record, "bbox", "list", where)
-    if len(bbox) != 4 or not all(_is_number(value) for value in bbox) or min(bbox[2:]) < 0:
-        raise ValueError(f"{where}: bbox must be [x, y, w, h] with w, h >= 0, got {bbox!r:.80}.")
+    box_area = bbox[2] * bbox[3] if len(bbox) == 4 and all(_is_number(value) for value in bbox) else None
+    if box_area is None or min(bbox[2:]) < 0 or not _is_number(box_area):
+        raise ValueError(
+            f"{where}: bbox must be [x, y, w, h] of finite float32 numbers with w, h >= 0, got {bbox!r:.80}."
+        )
     return {
         "id": _field(record, "id", "int", where),
         "image_id": _field(record, "image_id", "int", where),
         "iscrowd": bool(_field(record, "iscrowd", "0 or 1", where, 0)),
         "keypoints": [keypoints[i:i + 3] for i in range(0, expected, 3)],
         "bbox": bbox,
-        "area": _field(record, "area", "number", where, bbox[2] * bbox[3]),
+        "area": _field(record, "area", "area", where, box_area),
         "segmentation": _field(record, "segmentation", "segmentation", where, None),
         "where": where,
     }
@@ -368,13 +380,47 @@ def _rle_from_dict(segmentation: dict[str, Any], height: int, width: int, where:
             f"[{height}, {width}], got {size!r}."
         )
     if isinstance(counts, list) and all(_is_int(count) and count >= 0 for count in counts):
+        if sum(counts) != height * width:
+            raise ValueError(
+                f"{where}: RLE counts must add up to height * width = {height * width} pixels, "
+                f"got {sum(counts)}."
+            )
         return mask_utils.frPyObjects(segmentation, height, width)
     if isinstance(counts, str):
+        runs = compressed_rle_runs(counts)
+        if runs is None or min(runs, default=0) < 0 or sum(runs) != height * width:
+            total = "unparsable" if runs is None else f"{len(runs)} runs of {sum(runs)} pixels"
+            raise ValueError(
+                f"{where}: RLE counts {counts!r:.40} is not a compressed mask of height * width = "
+                f"{height * width} pixels ({total})."
+            )
         return {"size": size, "counts": counts.encode("utf-8")}
     raise ValueError(
         f"{where}: RLE counts must be a list of non-negative integers or a compressed string, "
         f"got {type(counts).__name__}."
     )
+
+
+def compressed_rle_runs(counts: str) -> list[int] | None:
+    """Run lengths of a COCO compressed RLE string (pycocotools' `rleFrString`), None if it is malformed.
+
+    pycocotools itself reads past the end of a malformed string and leaves pixels uninitialized when the
+    runs cover fewer than height * width pixels, so strings are checked here before they reach it.
+    """
+    runs: list[int] = []
+    position = 0
+    while position < len(counts):
+        value, shift, more = 0, 0, True
+        while more:
+            char = ord(counts[position]) - 48 if position < len(counts) else -1
+            if not 0 <= char < 64:
+                return None
+            value |= (char & 0x1F) << shift
+            more, position, shift = bool(char & 0x20), position + 1, shift + 5
+            if not more and char & 0x10:
+                value -= 1 << shift
+        runs.append(value + runs[-2] if len(runs) > 2 else value)
+    return runs
 
 
 def _valid_polygons(polygons: list[Any], where: str) -> list[list[float]]:

@@ -21,6 +21,8 @@ from typing import Any
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
+from .unreadable import UNREADABLE_KEY
+
 LABEL_KEYS = ("keypoints", "ignore_mask")
 
 
@@ -29,7 +31,8 @@ class PoseDataCollator:
 
     Returns `pixel_values` `[B, 3, S, S]` and `image_ids` `[B]` int64; for labeled rows also
     `keypoints` `[B, M, K, 3]` (all-zero rows pad images with fewer people; M may be 0) and
-    `ignore_mask` `[B, S, S]` bool. A batch must be all labeled or all unlabeled.
+    `ignore_mask` `[B, S, S]` bool. A batch must be all labeled or all unlabeled. Rows from
+    `SkipUnreadable` add `unreadable_image_ids` `[U]` int64: the images skipped to fill the batch.
     """
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -48,6 +51,10 @@ class PoseDataCollator:
         if all(labeled):
             batch["keypoints"] = pad_people([row["keypoints"] for row in features])
             batch["ignore_mask"] = _stack(features, "ignore_mask")
+        if any(UNREADABLE_KEY in row for row in features):
+            batch[UNREADABLE_KEY] = torch.tensor(
+                [image_id for row in features for image_id in row.get(UNREADABLE_KEY, [])], dtype=torch.int64
+            )
         return batch
 
 

@@ -22,6 +22,8 @@ from typing import Any
 import torch
 from torch.utils.data import Dataset
 
+from .unreadable import UNREADABLE_KEY
+
 
 class SemiSupervisedDataset(Dataset):
     """Pairs every labeled example with `unlabeled_ratio` unlabeled ones.
@@ -43,6 +45,11 @@ class SemiSupervisedDataset(Dataset):
         self.unlabeled = unlabeled
         self.unlabeled_ratio = unlabeled_ratio
 
+    @property
+    def num_images(self) -> int:
+        """Images in both streams (what a fraction of unreadable images is a fraction of)."""
+        return len(self.labeled) + len(self.unlabeled)
+
     def __len__(self) -> int:
         return max(len(self.labeled), math.ceil(len(self.unlabeled) / self.unlabeled_ratio))
 
@@ -57,7 +64,8 @@ class SemiSupervisedDataset(Dataset):
 
 
 class SemiSupervisedCollator:
-    """Collates `SemiSupervisedDataset` items: labeled keys as usual, unlabeled pixels as `unlabeled_pixel_values`.
+    """Collates `SemiSupervisedDataset` items: labeled keys as usual, unlabeled pixels as `unlabeled_pixel_values`,
+    and the unreadable image ids skipped by either stream together under `unreadable_image_ids`.
 
     Args:
         labeled_collator: collates a list of labeled examples (pads people).
@@ -72,4 +80,7 @@ class SemiSupervisedCollator:
         batch = dict(self.labeled_collator([item["labeled"] for item in items]))
         unlabeled = self.unlabeled_collator([example for item in items for example in item["unlabeled"]])
         batch["unlabeled_pixel_values"] = unlabeled["pixel_values"]
+        skipped = [part[UNREADABLE_KEY] for part in (batch, unlabeled) if UNREADABLE_KEY in part]
+        if skipped:
+            batch[UNREADABLE_KEY] = torch.cat(skipped)
         return batch

@@ -27,6 +27,10 @@ keeps the canvas size, so it would need a second resampling to reach S x S; deco
 `tv_tensors.Image`), color jitter and normalization use `torchvision.transforms.v2.functional`
 (on the image before it is warped, so jitter statistics ignore the padding).
 
+The `image` column may be decoded (PIL) or not (`{"path", "bytes"}`, see
+`semipose.data.unreadable.lazy_images`): an undecoded file is decoded here, and one that cannot be
+read raises `UnreadableImageError` naming the image id and file, which `SkipUnreadable` skips.
+
 Randomness comes from `generator` (a `torch.Generator`), or torch's global RNG when it is None,
 which the `DataLoader` seeds differently in every worker: keep None when `num_workers > 0`.
 
@@ -60,6 +64,7 @@ from pycocotools import mask as mask_utils
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from ..skeletons import Skeleton, get_skeleton
+from .unreadable import decode_row_image
 
 Batch = dict[str, list[Any]]
 
@@ -308,17 +313,6 @@ def _color_jitter(
     return F.adjust_saturation(image, factors[2])
 
 
-def _rgb_image(row: dict[str, Any]) -> PIL.Image.Image:
-    """The row's decoded image in RGB (grayscale, palette, RGBA, CMYK converted)."""
-    image = row["image"]
-    if not isinstance(image, PIL.Image.Image):
-        raise ValueError(
-            f"Image {row['image_id']}: expected a decoded PIL image in column 'image', got "
-            f"{type(image).__name__} (is the dataset's image column cast with decode=False?)."
-        )
-    return image if image.mode == "RGB" else image.convert("RGB")
-
-
 def cutout(pixel_values: torch.Tensor, centers: torch.Tensor, side: int) -> torch.Tensor:
     """Fill squares around `centers` [B, N, 2] (x, y; NaN = none) with 0, the mean color.
 
@@ -440,7 +434,7 @@ class UnlabeledTransform(_ViewTransform):
 
     def transform_row(self, row: dict[str, Any]) -> dict[str, Any]:
         """One row -> `{"pixel_values": [3, S, S] float32, "image_id": int}`."""
-        image = _rgb_image(row)
+        image = decode_row_image(row)
         pixel_values = self._pixel_values(image, self._sample_view(image))
         return {"pixel_values": pixel_values, "image_id": row["image_id"]}
 
@@ -487,7 +481,7 @@ class LabeledTransform(_ViewTransform):
 
     def transform_row(self, row: dict[str, Any]) -> dict[str, Any]:
         """One row -> `pixel_values`, `keypoints`, `ignore_mask`, `image_id` (see the class)."""
-        image = _rgb_image(row)
+        image = decode_row_image(row)
         _check_image_size(row, image)
         keypoints = _keypoints(row, self.skeleton.num_keypoints)
         view = self._sample_view(image)

@@ -16,11 +16,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import PIL.Image
 import torch
+
+from ..data.unreadable import UnreadableImageError, decode_row_image
 
 
 class EvaluationCollator:
-    """Collate validation rows (dataset-folder schema, decoded `image`) with an image processor.
+    """Collate validation rows (dataset-folder schema; `image` decoded, or not, see `lazy_images`) with an image
+    processor. An unreadable image raises `UnreadableImageError` naming it, instead of skewing the AP.
 
     Args:
         image_processor: a `PoseImageProcessor` (resize longest edge, pad, normalize).
@@ -32,10 +36,22 @@ class EvaluationCollator:
         self.image_processor = image_processor
 
     def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        images = [row["image"].convert("RGB") for row in rows]
+        images = [_validation_image(row) for row in rows]
         pixel_values = self.image_processor(images, return_tensors="pt")["pixel_values"]
         return {
             "pixel_values": pixel_values,
             "image_ids": torch.tensor([int(row["image_id"]) for row in rows], dtype=torch.int64),
             "target_sizes": torch.tensor([[image.height, image.width] for image in images], dtype=torch.int64),
         }
+
+
+def _validation_image(row: dict[str, Any]) -> PIL.Image.Image:
+    """The row's RGB image; an unreadable file stops evaluation, since skipping it would bias AP."""
+    try:
+        return decode_row_image(row)
+    except UnreadableImageError as error:
+        raise UnreadableImageError(
+            f"Validation split: {error}. Evaluation scores every validation image (a skipped one would count its "
+            "people as missed): restore the file, or drop its row from the validation split.",
+            error.image_id,
+        ) from error

@@ -248,8 +248,11 @@ def test_bad_rows_raise_clear_errors():
         run(batch, none, 0)
     with pytest.raises(ValueError, match=r"missing \['ignore_rles'\]"):
         run({key: value for key, value in batch.items() if key != "ignore_rles"}, none, 0)
-    batch["image"] = [{"path": "7.png", "bytes": None}]
-    with pytest.raises(ValueError, match="expected a decoded PIL image"):
+    batch["image"] = [{"path": "no/such/7.png", "bytes": None}]  # undecoded rows are decoded, or named
+    with pytest.raises(ValueError, match=r"Image 7 \(no/such/7.png\) cannot be read: .*No such file"):
+        run(batch, none, 0)
+    batch["image"] = [b"not a row image"]
+    with pytest.raises(ValueError, match=r"Image 7: expected a PIL image or a \{'path', 'bytes'\} dict .* got bytes"):
         run(batch, none, 0)
     with pytest.raises(ValueError, match=r"flip_probability: expected in \[0, 1\], got 1.5"):
         AugmentationConfig(flip_probability=1.5)
