@@ -55,6 +55,11 @@ class SemiPoseTrainingArguments(TrainingArguments):
     strong_cutout_size: float = field(default=0.25, metadata={"help": "Cutout side (fraction of image side)."})
     joint_cutout_probability: float = field(default=0.1, metadata={"help": "Chance to hide each pseudo keypoint."})
     joint_cutout_size: float = field(default=0.1, metadata={"help": "Joint cutout side (fraction of image side)."})
+    max_consecutive_nonfinite_steps: int = field(
+        default=10,
+        metadata={"help": "Stop (after saving the last good state) when this many optimizer steps in a row have a "
+                          "non-finite loss or gradients; each is skipped. 0: never stop."},
+    )
     final_model: str = field(
         default="best", metadata={"help": "Saved model: best (higher validation AP) | student | teacher."}
     )
@@ -68,6 +73,10 @@ class SemiPoseTrainingArguments(TrainingArguments):
             raise ValueError(f"ssl_mode must be one of {SSL_MODES}, got {self.ssl_mode!r}.")
         if self.final_model not in MODEL_SELECTIONS:
             raise ValueError(f"final_model must be one of {MODEL_SELECTIONS}, got {self.final_model!r}.")
+        if self.max_consecutive_nonfinite_steps < 0:
+            raise ValueError(
+                f"max_consecutive_nonfinite_steps must be >= 0 (0: never stop), got {self.max_consecutive_nonfinite_steps}."
+            )
         if self.unlabeled_ratio < 1:
             raise ValueError(f"unlabeled_ratio must be >= 1, got {self.unlabeled_ratio}.")
         if not self.strong_scale_min <= self.strong_scale_max:

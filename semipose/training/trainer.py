@@ -15,6 +15,12 @@ after the optimizer step: teacher <- EMA(teacher, student)
 teacher is copied from the student when the burn-in ends, is never wrapped by DDP, travels in
 every checkpoint (``checkpoint-N/teacher``) and is restored, not rebuilt, on resume.
 
+Faults lose nothing: a checkpoint counts only once complete (see `checkpoints.py`), and a resumed
+run continues with the same student, teacher, optimizer, scheduler, RNG and data position as an
+uninterrupted one (training items are augmented under their own seed, see `seeded_samples.py`). A
+step with a non-finite loss moves nothing; `max_consecutive_nonfinite_steps` of them in a row
+save the last good state and raise `NonFiniteTrainingError`.
+
 Example:
 
 ```python
@@ -45,10 +51,22 @@ from ..evaluation.trainer_metrics import prefixed_metrics
 from ..modeling import select_images
 from ..skeletons import get_skeleton
 from .arguments import SemiPoseTrainingArguments
+from .checkpoints import (
+    begin_checkpoint,
+    checkpoint_folders,
+    is_complete_checkpoint,
+    latest_complete_checkpoint,
+    mark_checkpoint_complete,
+    read_checkpoint_record,
+    require_complete_checkpoint,
+    rotate_complete_checkpoints,
+)
 from .consistency import heatmap_consistency_loss
+from .data_health import UnreadableImagesMixin
 from .ema import build_teacher, update_teacher
 from .evaluation_data import EvaluationCollator
 from .pseudo_labels import select_confident_people, uncertain_region_mask
+from .seeded_samples import SeededSamples
 from .views import (
     photometric_jitter,
     random_cutout_centers,
@@ -63,7 +81,11 @@ logger = logging.getLogger(__name__)
 TEACHER_DIR = "teacher"
 
 
-class SemiPoseTrainer(Trainer):
+class NonFiniteTrainingError(RuntimeError):
+    """Too many optimizer steps in a row had a non-finite loss or gradients (`max_consecutive_nonfinite_steps`)."""
+
+
+class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
     """Trainer with an EMA teacher, heatmap consistency and instance pseudo labels on unlabeled images.
 
     Args:
@@ -73,6 +95,8 @@ class SemiPoseTrainer(Trainer):
         eval_dataset: validation rows (dataset-folder schema, with images); evaluated with
             `processing_class` (a `PoseImageProcessor`) and COCO or CrowdPose OKS AP.
         skeleton: skeleton name of the dataset ("coco" or "crowdpose"); defaults to the model's.
+        max_unreadable_fraction: stop once more training images than this fraction are unreadable
+            (see `semipose.training.data_health`).
         Other arguments as for `transformers.Trainer`.
     """
 
@@ -89,7 +113,10 @@ class SemiPoseTrainer(Trainer):
             )
         self.teacher: torch.nn.Module | None = None
         self.skipped_steps = 0
+        self._consecutive_skipped_steps = 0
         self._step_was_skipped = False
+        self._buffer_snapshot: list[torch.Tensor] = []
+        self._step_terms: list[dict[str, torch.Tensor]] = []
         self._loss_sums: dict[str, torch.Tensor] = {}
         self._loss_counts: dict[str, int] = defaultdict(int)
         self._evaluation_dataset = None
@@ -165,10 +192,16 @@ class SemiPoseTrainer(Trainer):
         return strong
 
     def _record(self, terms: dict[str, torch.Tensor]) -> None:
+        """Held until the optimizer step is known to be finite (a skipped step's terms are dropped)."""
+        self._step_terms.append({name: value.detach().float() for name, value in terms.items()})
+
+    def _commit_step_terms(self, keep: bool) -> None:
         """Running sums stay on the device (no sync per step); `log` reads them."""
-        for name, value in terms.items():
-            self._loss_sums[name] = self._loss_sums.get(name, 0.0) + value.detach().float()
-            self._loss_counts[name] += 1
+        for terms in self._step_terms if keep else ():
+            for name, value in terms.items():
+                self._loss_sums[name] = self._loss_sums.get(name, 0.0) + value
+                self._loss_counts[name] += 1
+        self._step_terms.clear()
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         """Adds the mean of every loss term since the last training log, and the skipped-step count."""
@@ -190,30 +223,100 @@ class SemiPoseTrainer(Trainer):
             logger.info("Burn-in over at step %d: teacher copied from the student.", self.state.global_step)
 
     def _after_optimizer_step(self) -> None:
-        if self._step_was_skipped:
-            self._step_was_skipped = False
+        skipped, self._step_was_skipped = self._step_was_skipped, False
+        self._commit_step_terms(keep=not skipped)
+        if skipped:
             return
         if self.teacher is not None:
             update_teacher(self.teacher, self.accelerator.unwrap_model(self.model), self.args.ema_decay)
         self._maybe_build_teacher()
 
+    # ------------------------------------------------------------------------- numerical faults
+
+    def _snapshot_buffers(self) -> None:
+        """At the start of an optimizer step: the student's buffers (BatchNorm statistics), to undo a bad step."""
+        student = self.accelerator.unwrap_model(self.model)
+        self._buffer_snapshot = [buffer.detach().clone() for buffer in student.buffers()]
+
     def _skip_non_finite_step(self) -> None:
-        """Before the optimizer step: drop gradients that are not finite, so neither network moves."""
+        """Before the optimizer step: a step with non-finite gradients moves nothing (weights, BatchNorm
+        statistics, optimizer, teacher); `max_consecutive_nonfinite_steps` of them in a row stop the run."""
         gradients = [p.grad for p in self.model.parameters() if p.grad is not None]
         if gradients and torch.isfinite(torch.nn.utils.get_total_norm(gradients)):
+            self._consecutive_skipped_steps = 0
             return
         self.model.zero_grad(set_to_none=True)
+        student = self.accelerator.unwrap_model(self.model)
+        with torch.no_grad():
+            for buffer, saved in zip(student.buffers(), self._buffer_snapshot, strict=True):
+                buffer.copy_(saved)
         self.skipped_steps += 1
+        self._consecutive_skipped_steps += 1
         self._step_was_skipped = True
-        logger.warning("Step %d: non-finite loss or gradients, step skipped (%d so far).",
-                       self.state.global_step, self.skipped_steps)
+        step = self.state.global_step + 1
+        logger.warning("Step %d: non-finite loss or gradients, step skipped (%d so far, %d in a row).",
+                       step, self.skipped_steps, self._consecutive_skipped_steps)
+        limit = self.args.max_consecutive_nonfinite_steps
+        if limit and self._consecutive_skipped_steps >= limit:
+            self._stop_after_non_finite_steps(step)
+
+    def _stop_after_non_finite_steps(self, step: int) -> None:
+        """Save the last good state (nothing moved since) and raise `NonFiniteTrainingError`."""
+        first_bad = step - self._consecutive_skipped_steps + 1
+        self._save_checkpoint(self.model, trial=None)
+        folder = os.path.join(self.args.output_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        raise NonFiniteTrainingError(
+            f"Training stopped at step {step}: the loss or gradients were not finite in steps {first_bad} to {step} "
+            f"({self._consecutive_skipped_steps} in a row, max_consecutive_nonfinite_steps="
+            f"{self.args.max_consecutive_nonfinite_steps}). Student, teacher and optimizer have not moved since step "
+            f"{first_bad - 1}, the last good one; they are saved in {folder} (with the scheduler and data position). "
+            f"Check the data and the learning rate, then resume from it."
+        )
+
+    # ---------------------------------------------------------------------------- checkpoints
+
+    def train(self, resume_from_checkpoint: str | bool | None = None, *args, **kwargs):
+        """`Trainer.train` that resumes only from complete checkpoints: True or "latest" takes the newest
+        complete one in `output_dir` (a folder left half-written by a crash is never picked), a path must
+        be complete."""
+        return super().train(self._resolve_checkpoint(resume_from_checkpoint), *args, **kwargs)
+
+    def _resolve_checkpoint(self, resume_from_checkpoint: str | bool | None) -> str | None:
+        if resume_from_checkpoint is None or resume_from_checkpoint is False:
+            return None
+        if resume_from_checkpoint is True or resume_from_checkpoint == "latest":
+            latest = latest_complete_checkpoint(self.args.output_dir)
+            if latest is None:
+                found = [folder.name for _, folder in checkpoint_folders(self.args.output_dir)]
+                raise ValueError(
+                    f"resume_from_checkpoint={resume_from_checkpoint!r}: no complete checkpoint in "
+                    f"{self.args.output_dir} (incomplete ones: {found or 'none'})."
+                )
+            logger.info("Resuming from %s, the newest complete checkpoint.", latest)
+            return latest
+        require_complete_checkpoint(resume_from_checkpoint)
+        return str(resume_from_checkpoint)
 
     def _save_checkpoint(self, model, trial) -> None:
-        super()._save_checkpoint(model, trial)
-        if self.teacher is None or not self.args.should_save:
-            return
-        checkpoint = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
-        self.teacher.save_pretrained(os.path.join(checkpoint, TEACHER_DIR))
+        """transformers' checkpoint plus the teacher, marked complete last; older ones rotate out only then."""
+        run_dir = self._get_output_dir(trial=trial)
+        folder = os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        if self.args.should_save:
+            begin_checkpoint(folder)
+        self.accelerator.wait_for_everyone()
+        limit = self.args.save_total_limit
+        self.args.save_total_limit = None  # transformers would rotate before the new checkpoint is complete
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            self.args.save_total_limit = limit
+        if self.teacher is not None and self.args.should_save:
+            self.teacher.save_pretrained(os.path.join(folder, TEACHER_DIR))
+        self.accelerator.wait_for_everyone()  # every rank's RNG state is on disk
+        if self.args.should_save:
+            record = {"global_step": self.state.global_step, "skipped_steps": self.skipped_steps}
+            mark_checkpoint_complete(folder, record)
+            rotate_complete_checkpoints(run_dir, limit, keep=(folder, self.state.best_model_checkpoint))
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)
@@ -222,6 +325,27 @@ class SemiPoseTrainer(Trainer):
             self.teacher = build_teacher(model if model is not None else self.model)
             self.teacher.load_state_dict(load_file(weights))
             logger.info("Teacher restored from %s.", weights)
+        if is_complete_checkpoint(resume_from_checkpoint):
+            self.skipped_steps = read_checkpoint_record(resume_from_checkpoint).get("skipped_steps", 0)
+
+    # ---------------------------------------------------------------------------------- data
+
+    def get_train_dataloader(self) -> DataLoader:
+        """The Trainer's loader over `SeededSamples`: augmentation independent of workers, ranks and resumes."""
+        if self.train_dataset is None:
+            raise ValueError("SemiPoseTrainer: training requires a train_dataset.")
+        return self._get_dataloader(
+            dataset=SeededSamples(self.train_dataset, self.args.seed),
+            description="Training",
+            batch_size=self._train_batch_size,
+            sampler_fn=self._get_train_sampler,
+            is_training=True,
+        )
+
+    def _run_epoch(self, *args, epoch, train_dataloader, **kwargs):
+        if isinstance(getattr(train_dataloader, "dataset", None), SeededSamples):
+            train_dataloader.dataset.set_epoch(epoch)
+        return super()._run_epoch(*args, epoch=epoch, train_dataloader=train_dataloader, **kwargs)
 
     # ----------------------------------------------------------------------------- evaluation
 
@@ -317,13 +441,17 @@ class SemiPoseTrainer(Trainer):
 
 
 class _TeacherCallback(TrainerCallback):
-    """Hooks the teacher into the Trainer's loop: build after burn-in, EMA after every optimizer step."""
+    """Hooks the teacher into the Trainer's loop: build after burn-in, EMA after every optimizer step; and
+    the non-finite guard: snapshot the buffers when a step begins, skip the step before the optimizer runs."""
 
     def __init__(self, trainer: SemiPoseTrainer):
         self.trainer = trainer
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.trainer._maybe_build_teacher()
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.trainer._snapshot_buffers()
 
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
         self.trainer._skip_non_finite_step()

@@ -4,40 +4,8 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from semipose.data.collator import PoseDataCollator
-from semipose.data.dataset_folder import load_pose_dataset
-from semipose.data.semi_supervised import SemiSupervisedCollator, SemiSupervisedDataset
-from semipose.data.transforms import AugmentationConfig, LabeledTransform, UnlabeledTransform
 from semipose.modeling import MODEL_FAMILIES as FAMILIES
-from semipose.modeling import PoseImageProcessor
-from semipose.training import SemiPoseTrainer, SemiPoseTrainingArguments
-
-INPUT_SIZE = 64
-
-
-def make_trainer(dataset_dir, output_dir, *, family="center_offset", ssl_mode="semi", seed=0, **arguments):
-    config_class, model_class = FAMILIES[family]
-    torch.manual_seed(seed)
-    model = model_class(config_class(backbone="regnetx_002", neck_channels=16, skeleton="crowdpose"))
-    labeled = load_pose_dataset(dataset_dir, "ratio_10", "labeled", cache_dir=output_dir / "hf_cache")
-    labeled = labeled.with_transform(LabeledTransform(INPUT_SIZE, AugmentationConfig.light(), skeleton="crowdpose"))
-    train_dataset, collator = labeled, PoseDataCollator()
-    if ssl_mode != "supervised":
-        unlabeled = load_pose_dataset(dataset_dir, "ratio_10", "unlabeled", cache_dir=output_dir / "hf_cache")
-        train_dataset = SemiSupervisedDataset(labeled, unlabeled.with_transform(UnlabeledTransform(INPUT_SIZE)))
-        collator = SemiSupervisedCollator(PoseDataCollator(), PoseDataCollator())
-    defaults = dict(
-        output_dir=str(output_dir), ssl_mode=ssl_mode, max_steps=4, burn_in_steps=2, ramp_up_ratio=0.0,
-        per_device_train_batch_size=2, per_device_eval_batch_size=4, learning_rate=1e-3, logging_steps=1,
-        save_strategy="no", report_to="none", seed=seed, use_cpu=True, dataloader_num_workers=0,
-        pseudo_person_threshold=0.0, pseudo_keypoint_threshold=0.0,
-    )
-    args = SemiPoseTrainingArguments(**{**defaults, **arguments})
-    return SemiPoseTrainer(
-        model=model, args=args, train_dataset=train_dataset, data_collator=collator,
-        eval_dataset=load_pose_dataset(dataset_dir, "ratio_10", "validation", cache_dir=output_dir / "hf_cache"),
-        processing_class=PoseImageProcessor(size=INPUT_SIZE, output_stride=4, grouping_order=model.config.grouping_order),
-    )
+from tiny_training import make_trainer
 
 
 def _logged(trainer, name):
@@ -71,17 +39,6 @@ def test_teacher_is_built_at_burn_in_end_and_follows_the_ema(tiny_dataset_dir, t
     student = trainer.model.state_dict()
     teacher = trainer.teacher.state_dict()
     assert all(torch.equal(student[name], teacher[name]) for name in student)  # copied at step 3, no EMA yet
-
-
-def test_non_finite_loss_skips_the_step_and_moves_nothing(tiny_dataset_dir, tmp_path, monkeypatch):
-    trainer = make_trainer(tiny_dataset_dir, tmp_path, ssl_mode="supervised", max_steps=1)
-    before = {name: value.detach().clone() for name, value in trainer.model.named_parameters()}
-    original = trainer.compute_loss
-    monkeypatch.setattr(trainer, "compute_loss", lambda *a, **k: original(*a, **k) * float("nan"))
-    trainer.train()
-    assert trainer.skipped_steps == 1
-    after = dict(trainer.model.named_parameters())
-    assert all(torch.equal(before[name], after[name]) for name in before)  # BN statistics may move
 
 
 def test_resume_restores_teacher_and_step(tiny_dataset_dir, tmp_path):
