@@ -15,8 +15,10 @@ Modes and the honest baselines:
   comparison uses the better of the two by mean validation AP, chosen per family and label ratio.
 - `consistency` and `semi` train on light labeled views and strong unlabeled views (the main job's
   defaults: burn-in 40%, EMA .995, ramp-up 10%, thresholds .3).
-- The ceiling is `supervised` on 100% labels (both augmentations); the gap between it and the best
-  `supervised` run at 5% shows whether labels limit the model at this budget (target >= 15 AP).
+- The ceiling is `supervised` on 100% labels with light augmentation (with all labels, strong
+  augmentation lost 13 AP in DESIGN.md's first try, so light is the stronger ceiling and the gap
+  below is, if anything, understated); the gap between it and the best `supervised` run at 5%
+  shows whether labels limit the model at this budget (target >= 15 AP).
 
 Targets at 5% labels, mean over seeds: `semi` - best `supervised` >= +5 AP, `semi` - `consistency`
 >= +2 AP. Outputs `benchmarks/results/bench_ssl{,_quick}.{json,md,png}`.
@@ -24,7 +26,7 @@ Targets at 5% labels, mean over seeds: `semi` - best `supervised` >= +5 AP, `sem
 Usage:
 
 ```bash
-python benchmarks/bench_ssl.py            # full grid: 2 families x (5%, 10%) x 4 modes x 2 seeds + ceilings
+python benchmarks/bench_ssl.py            # 2 families x (5%, 10%) x 4 variants x 2 seeds + ceilings: 36 runs
 python benchmarks/bench_ssl.py --quick    # one family, 5% labels, one seed, fewer steps: a smoke check
 ```
 """
@@ -83,14 +85,14 @@ class Cell:
         return f"supervised ({self.augmentation})" if self.mode == "supervised" else self.mode
 
 
-def grid(families, configs, seeds, ceiling_augmentations) -> list[Cell]:
+def grid(families, configs, seeds) -> list[Cell]:
     """Every mode at every ratio, both supervised augmentations, plus the 100% ceiling."""
     cells = []
     for family, seed in itertools.product(families, seeds):
         for config in configs:
             cells += [Cell(family, config, "supervised", augmentation, seed) for augmentation in ("light", "strong")]
             cells += [Cell(family, config, mode, "light", seed) for mode in ("consistency", "semi")]
-        cells += [Cell(family, "full", "supervised", augmentation, seed) for augmentation in ceiling_augmentations]
+        cells.append(Cell(family, "full", "supervised", "light", seed))
     # Slowest first, so the last runs to finish are short ones and the workers stay busy.
     return sorted(cells, key=lambda cell: cell.mode == "supervised")
 
@@ -162,7 +164,7 @@ def markdown_table(summary: dict, rows: list[dict], families, configs, steps: in
         f"Student CrowdPose AP x 100 on the synthetic validation split after {steps} steps: mean ± spread "
         "(max - min) over seeds (n). Best supervised = the better augmentation by mean validation AP.",
         "",
-        "| family | labels | " + " | ".join(variants) + " | ceiling (100%, best aug) | label-bound gap | "
+        "| family | labels | " + " | ".join(variants) + " | ceiling (100%, light) | label-bound gap | "
         "semi - best supervised | semi - consistency |",
         "|---" * (len(variants) + 6) + "|",
     ]
@@ -211,7 +213,7 @@ def plot(summary: dict, families, configs, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="center_offset, 5%%, seed 0, 400 steps.")
-    parser.add_argument("--steps", type=int, default=None, help="Optimizer steps per run (default 1200; quick 400).")
+    parser.add_argument("--steps", type=int, default=None, help="Optimizer steps per run (default 1500; quick 400).")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="Training seeds (default 0 1; quick 0).")
     parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="Runs side by side, one thread each.")
     parser.add_argument("--cache_dir", default=str(Path.home() / ".cache" / "semipose"), help="Synthetic data cache.")
@@ -221,9 +223,8 @@ def main() -> None:
     families = ("center_offset",) if args.quick else ("center_offset", "associative_embedding")
     configs = ("ratio_5",) if args.quick else ("ratio_5", "ratio_10")
     seeds = args.seeds or ([0] if args.quick else [0, 1])
-    steps = args.steps or (400 if args.quick else 1200)
-    ceiling_augmentations = ("light",) if args.quick else ("light", "strong")
-    cells = grid(families, configs, seeds, ceiling_augmentations)
+    steps = args.steps or (400 if args.quick else 1500)
+    cells = grid(families, configs, seeds)
     if args.quick:
         cells = [cell for cell in cells if cell.variant != "supervised (light)" or cell.dataset_config == "full"]
     stem = Path(args.output or REPO / "benchmarks" / "results" / ("bench_ssl_quick" if args.quick else "bench_ssl"))
