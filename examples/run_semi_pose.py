@@ -37,6 +37,8 @@ from semipose.inference import save_prediction_grid
 
 logger = logging.getLogger(__name__)
 
+LABELED_AUGMENTATIONS = ("none", "light", "strong", "higherhrnet")
+
 DEFAULT_TRAINING_ARGUMENTS = {
     "output_dir": "outputs/run_semi_pose",
     "max_steps": 2500,
@@ -90,7 +92,10 @@ class DataArguments:
         default=None, metadata={"help": "A dataset folder from datasets_scripts/; default: built-in synthetic data."}
     )
     dataset_config: str = field(default="ratio_5", metadata={"help": "ratio_1 | ratio_5 | ratio_10 | full."})
-    labeled_augmentation: str = field(default="light", metadata={"help": "none | light | strong."})
+    labeled_augmentation: str = field(
+        default="light",
+        metadata={"help": "Labeled views, see AugmentationConfig.", "choices": LABELED_AUGMENTATIONS},
+    )
     synthetic_skeleton: str = field(default="crowdpose", metadata={"help": "coco | crowdpose."})
     synthetic_image_size: int = field(default=64, metadata={"help": "Side of the synthetic images."})
     synthetic_num_train: int = field(default=1000, metadata={"help": "Synthetic training images."})

@@ -132,6 +132,11 @@ class AugmentationConfig:
         )
 
     @classmethod
+    def higherhrnet(cls) -> AugmentationConfig:
+        """HigherHRNet's training recipe (scale 0.75-1.5, rotation 30, shift 40/512, flip): the real-data anchors."""
+        return cls()
+
+    @classmethod
     def light(cls) -> AugmentationConfig:
         """Mild geometry (rotation 10, scale 0.9-1.1, shift 5%, flip): the weak unlabeled view."""
         return cls(
