@@ -14,7 +14,11 @@ Modes and the honest baselines:
   student's strong view: rotation 30, scale .75-1.25, color jitter, cutout, joint cutout); the
   comparison uses the better of the two by mean validation AP, chosen per family and label ratio.
 - `consistency` and `semi` train on light labeled views and strong unlabeled views (the main job's
-  defaults: burn-in 40%, EMA .995, ramp-up 10%, thresholds .3).
+  defaults: burn-in 40%, EMA .995, ramp-up 10%, keypoint threshold .3). The teacher's person-score
+  threshold is set per family from the precision/recall curve of a pilot run on validation (the
+  curve this script also records for every `semi` run): .2 for center_offset, whose scores are low
+  (at .3 it kept 21% of the people at precision .87; at .2, 36% at .81), and .4 for
+  associative_embedding, whose grouping splits people into fragments (precision .37 at .3, .47 at .4).
 - The ceiling is `supervised` on 100% labels with light augmentation (with all labels, strong
   augmentation lost 13 AP in DESIGN.md's first try, so light is the stronger ceiling and the gap
   below is, if anything, understated); the gap between it and the best `supervised` run at 5%
@@ -47,6 +51,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import transformers
 
 matplotlib.use("Agg")
@@ -58,10 +63,15 @@ sys.path.insert(0, str(REPO / "examples"))
 from machine_info import machine_info  # noqa: E402
 from run_semi_pose import DataArguments, dataset_folder  # noqa: E402
 
+from semipose.data.dataset_folder import load_pose_dataset, read_dataset_metadata  # noqa: E402
+from semipose.evaluation import ground_truth_from_rows  # noqa: E402
+from semipose.evaluation.pseudo_label_quality import pseudo_label_quality  # noqa: E402
 from semipose.training import SemiPoseTrainingArguments  # noqa: E402
 
 LABEL_PERCENT = {"ratio_1": 1, "ratio_5": 5, "ratio_10": 10, "full": 100}
 MODES = ("supervised", "consistency", "semi")
+PSEUDO_PERSON_THRESHOLD = {"center_offset": 0.2, "associative_embedding": 0.4}
+CURVE_THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6)
 TARGETS = {"label_bound_gap": 0.15, "semi_minus_supervised": 0.05, "semi_minus_consistency": 0.02}
 
 
@@ -104,6 +114,7 @@ def run_cell(cell: Cell, steps: int, cache_dir: str, work_dir: Path) -> dict:
         sys.executable, str(REPO / "examples" / "run_semi_pose.py"),
         "--model_family", cell.family, "--ssl_mode", cell.mode, "--labeled_augmentation", cell.augmentation,
         "--dataset_config", cell.dataset_config, "--seed", str(cell.seed), "--max_steps", str(steps),
+        "--pseudo_person_threshold", str(PSEUDO_PERSON_THRESHOLD[cell.family]),
         "--cache_dir", cache_dir, "--output_dir", str(output_dir),
         "--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none",
         "--logging_steps", str(max(1, steps // 10)), "--dataloader_num_workers", "1", "--disable_tqdm", "true",
@@ -114,9 +125,35 @@ def run_cell(cell: Cell, steps: int, cache_dir: str, work_dir: Path) -> dict:
     seconds = time.perf_counter() - start
     if completed.returncode != 0:
         raise RuntimeError(f"{cell.name} failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
-    metrics = json.loads((output_dir / "final_metrics.json").read_text())["metrics"]
+    summary = json.loads((output_dir / "final_metrics.json").read_text())
+    metrics = summary["metrics"]
     print(f"{cell.name}: AP {metrics['eval_AP']:.3f} in {seconds:.0f} s", flush=True)
-    return {**asdict(cell), "variant": cell.variant, "seconds": round(seconds, 1), "metrics": metrics}
+    run = {**asdict(cell), "variant": cell.variant, "seconds": round(seconds, 1), "metrics": metrics}
+    if cell.mode == "semi":
+        predictions = json.loads((output_dir / f"predictions_step{steps}.json").read_text())
+        run["pseudo_label_curve"] = pseudo_label_curve(predictions, summary["dataset"], cell.dataset_config)
+    return run
+
+
+def pseudo_label_curve(predictions: list[dict], dataset: str, config: str) -> list[dict]:
+    """Precision and recall at OKS 0.5 of the final student's validation people (about the teacher, which
+    trails it by the EMA) filtered like pseudo labels, per person-score threshold (keypoint threshold .3)."""
+    validation = load_pose_dataset(dataset, config, "validation").remove_columns("image")
+    skeleton = read_dataset_metadata(dataset)["skeleton"]
+    ground_truth = ground_truth_from_rows(validation, skeleton)
+    by_image = {image["id"]: [] for image in ground_truth["images"]}
+    for person in predictions:
+        by_image[person["image_id"]].append(person)
+    people = [
+        (image_id, np.array([p["keypoints"] for p in found]).reshape(len(found), -1, 3),
+         np.array([p["score"] for p in found]))
+        for image_id, found in by_image.items()
+    ]
+    curve = []
+    for threshold in CURVE_THRESHOLDS:
+        quality = pseudo_label_quality(ground_truth, people, skeleton, person_threshold=threshold, keypoint_threshold=0.3)
+        curve.append({"person_threshold": threshold, **{name: round(value, 4) for name, value in quality.items()}})
+    return curve
 
 
 def summarize(runs: list[dict]) -> dict:
@@ -184,6 +221,29 @@ def markdown_table(summary: dict, rows: list[dict], families, configs, steps: in
     return "\n".join(lines) + "\n"
 
 
+def curve_table(runs: list[dict], families) -> str:
+    """Mean pseudo-label precision / recall of the semi runs per family and person-score threshold."""
+    lines = [
+        "Pseudo-label filter on validation (final student's people, OKS 0.5), mean precision / recall over "
+        "the semi runs; the threshold used in training is marked *.",
+        "",
+        "| family | " + " | ".join(f"{threshold:g}" for threshold in CURVE_THRESHOLDS) + " |",
+        "|---" * (len(CURVE_THRESHOLDS) + 1) + "|",
+    ]
+    for family in families:
+        curves = [run["pseudo_label_curve"] for run in runs if run["family"] == family and "pseudo_label_curve" in run]
+        if not curves:
+            continue
+        cells = []
+        for index, threshold in enumerate(CURVE_THRESHOLDS):
+            precision = statistics.fmean(curve[index]["precision"] for curve in curves)
+            recall = statistics.fmean(curve[index]["recall"] for curve in curves)
+            mark = "*" if threshold == PSEUDO_PERSON_THRESHOLD[family] else ""
+            cells.append(f"{mark}{precision:.2f} / {recall:.2f}")
+        lines.append(f"| {family} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def plot(summary: dict, families, configs, path: Path) -> None:
     """AP against label ratio (log axis), one line per mode, one panel per family; bars = min..max."""
     figure, axes = plt.subplots(1, len(families), figsize=(5.5 * len(families), 4), squeeze=False, sharey=True)
@@ -241,7 +301,7 @@ def main() -> None:
 
     summary = summarize(runs)
     rows = comparisons(summary, families, configs)
-    table = markdown_table(summary, rows, families, configs, steps)
+    table = markdown_table(summary, rows, families, configs, steps) + "\n" + curve_table(runs, families)
     result = {
         "machine": info, "steps": steps, "seeds": seeds, "jobs": args.jobs, "total_minutes": round(total_minutes, 1),
         "targets": TARGETS, "comparisons": rows,
