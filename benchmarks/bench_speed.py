@@ -163,6 +163,7 @@ def measure_steps(trainer: SemiPoseTrainer, timers: StepTimers, warmup: int, rep
         with timers.time("optimizer_step"):
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
+        trainer._commit_step_terms(keep=True)  # the Trainer's callback would, after its optimizer step
         if with_teacher:
             with timers.time("ema_update"):
                 update_teacher(trainer.teacher, model, trainer.args.ema_decay)
