@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from huggingface_hub import ModelCard
-from transformers import HfArgumentParser
+from transformers import HfArgumentParser, set_seed
 
 from semipose.data.collator import PoseDataCollator
 from semipose.data.dataset_folder import load_pose_dataset, read_dataset_metadata
@@ -185,6 +185,7 @@ def main() -> None:
         collator = SemiSupervisedCollator(labeled_collator, PoseDataCollator())
 
     # Model and image processor.
+    set_seed(training_args.seed)  # the Trainer seeds too, but only after the network is initialized
     model = build_model(model_args, skeleton)
     image_processor = PoseImageProcessor(
         size=model_args.input_size, output_stride=model_args.output_stride, grouping_order=model.config.grouping_order

@@ -4,9 +4,12 @@ a fixed order, and the augmentation of each item is seeded by (seed, epoch, inde
 the second run is bit-identical even when it loads its data in a worker process."""
 
 import json
+import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import torch
+from safetensors.torch import load_file
 
 from semipose.data.synthetic import SyntheticConfig, prepare_synthetic_dataset
 from tiny_training import assert_identical, make_trainer, training_logs
@@ -59,3 +62,24 @@ def test_same_seed_gives_the_same_losses_and_metrics(tiny_dataset_dir, tmp_path)
     assert_identical(second, first)
     different_seed = _train_and_evaluate(tiny_dataset_dir, tmp_path / "third", seed=1)
     assert different_seed["logs"][0]["loss"] != first["logs"][0]["loss"]  # the comparison can fail
+
+
+def test_main_job_builds_the_same_network_from_the_same_seed(tmp_path, monkeypatch):
+    """The main job seeds before it builds the model (the Trainer seeds only later, in its constructor)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+    import run_semi_pose
+
+    weights = []
+    for run in ("first", "second"):
+        monkeypatch.setattr(sys, "argv", [
+            "run_semi_pose.py", "--output_dir", str(tmp_path / run), "--cache_dir", str(tmp_path / "cache"),
+            "--synthetic_num_train", "20", "--synthetic_num_val", "4", "--dataset_config", "ratio_10",
+            "--ssl_mode", "supervised", "--max_steps", "1", "--per_device_train_batch_size", "2",
+            "--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none",
+            "--dataloader_num_workers", "0", "--neck_channels", "16", "--seed", "3",
+        ])
+        run_semi_pose.main()
+        weights.append(load_file(tmp_path / run / "model.safetensors"))
+    assert weights[0].keys() == weights[1].keys()
+    for name, tensor in weights[0].items():
+        assert torch.equal(tensor, weights[1][name]), name
