@@ -202,8 +202,8 @@ def main() -> None:
         skeleton=skeleton,
         max_unreadable_fraction=data_args.max_unreadable_fraction,
     )
-    logged_validation_images = first_readable_images(validation, 8)
-    trainer.add_callback(ImageLoggingCallback(trainer, logged_unlabeled_images, logged_validation_images))
+    drawn_validation_images = first_readable_images(validation, 16)  # 8 logged while training, 16 drawn at the end
+    trainer.add_callback(ImageLoggingCallback(trainer, logged_unlabeled_images, drawn_validation_images[:8]))
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
 
     # Evaluate, keep the better of student and teacher, save everything a user needs.
@@ -217,7 +217,7 @@ def main() -> None:
         image_processor.save_pretrained(output_dir)
         (output_dir / "final_metrics.json").write_text(json.dumps(summary, indent=2))
         card = write_model_card(output_dir, final_model.config, summary)
-        drawn_rows = [{"image": image} for image in first_readable_images(validation, 16)]
+        drawn_rows = [{"image": image} for image in drawn_validation_images]
         save_prediction_grid(output_dir / "predictions.png", final_model, image_processor, drawn_rows, skeleton)
         logger.info("Saved the %s to %s: %s", choice, output_dir, json.dumps(metrics))
         if training_args.push_to_hub:
