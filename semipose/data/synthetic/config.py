@@ -1,4 +1,5 @@
-"""The settings of a synthetic dataset and the renderer's version: together they name its cache folder."""
+"""The settings of a synthetic dataset and the renderer's version: together they name its cache
+folder."""
 
 from __future__ import annotations
 

@@ -130,10 +130,10 @@ def sample_figures(rng: np.random.Generator, config: SyntheticConfig) -> Figures
     count = int(rng.integers(config.people[0], config.people[1] + 1))
     heights = rng.uniform(*config.height_range, count) * size
     order = np.argsort(heights * np.exp(rng.normal(0, 0.15, count)), kind="stable")
-    figures = make_figures(
-        sample_pose_angles(rng, count, config.max_yaw), sample_body_proportions(rng, count), heights,
-        sample_part_colors(rng, count),
-    ).reordered(order)
+    angles = sample_pose_angles(rng, count, config.max_yaw)
+    proportions = sample_body_proportions(rng, count)
+    colors = sample_part_colors(rng, count)
+    figures = make_figures(angles, proportions, heights, colors).reordered(order)
     return figures.shifted(_place(rng, figures.boxes(), config))
 
 

@@ -41,6 +41,8 @@ PARTS = tuple(_SLOT_AND_CARRIED)
 """Every part, capsules first; the P axis of polygons, depth keys and colors."""
 PART_SLOTS = np.array([COLOR_SLOTS.index(slot) for slot, _ in _SLOT_AND_CARRIED.values()])
 """`[P]` index into `COLOR_SLOTS` of each part."""
-CARRIES = np.array([  # [J, P]: keypoint j lies on part p
-    [keypoint in carried for _, carried in _SLOT_AND_CARRIED.values()] for keypoint in BODY_KEYPOINTS
+CARRIES = np.array([
+    [keypoint in carried for _, carried in _SLOT_AND_CARRIED.values()]
+    for keypoint in BODY_KEYPOINTS
 ])
+"""`[J, P]`: keypoint j (of `BODY_KEYPOINTS`) lies on part p."""

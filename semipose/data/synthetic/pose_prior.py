@@ -40,7 +40,9 @@ _SHOULDER_LIMIT = ((-40, 0, 110, 135), (60, 180, 180, 120))
 _HIP_LIMIT = ((-90, 0, 60, 90, 120, 180), (30, 50, 110, 125, 100, 30))
 
 
-def sample_pose_angles(rng: np.random.Generator, count: int, max_yaw: float = 180.0) -> dict[str, np.ndarray]:
+def sample_pose_angles(
+    rng: np.random.Generator, count: int, max_yaw: float = 180.0
+) -> dict[str, np.ndarray]:
     """Draw joint angles (degrees) for `count` people from a mixture of everyday pose types.
 
     Types: standing, walking/running (legs and arms swing in opposition), gesturing (arms
