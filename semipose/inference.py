@@ -41,6 +41,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForPoseEstimation
 
+from .data.unreadable import IMAGE_DECODE_ERRORS, UnreadableImageError
 from .modeling import MODEL_FAMILIES, to_coco_results
 from .skeletons import Skeleton, get_skeleton
 from .visualization import draw_people, enlarge, make_grid
@@ -54,10 +55,6 @@ SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 
 ImageInput = PIL.Image.Image | str | Path
-
-
-class UnreadableImageError(ValueError):
-    """A file that PIL cannot open or decode (not an image, truncated, corrupt)."""
 
 
 # ------------------------------------------------------------------------------------------ images
@@ -95,7 +92,7 @@ def load_image(path: str | Path) -> PIL.Image.Image:
         with PIL.Image.open(path) as image:
             image.load()
             return to_rgb(PIL.ImageOps.exif_transpose(image))
-    except (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError) as error:
+    except IMAGE_DECODE_ERRORS as error:
         raise UnreadableImageError(f"{path}: not a readable image ({error}).") from error
 
 

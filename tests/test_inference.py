@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from semipose.data import unreadable
 from semipose.inference import (
     PoseEstimator,
     UnreadableImageError,
@@ -45,6 +46,13 @@ def test_load_image_reads_16_bit_png_and_rejects_what_is_not_an_image(tmp_path, 
             load_image(tmp_path / name)
     with pytest.raises(FileNotFoundError, match="missing.jpg: no such image file"):
         load_image(tmp_path / "missing.jpg")
+
+
+def test_an_unreadable_file_raises_the_error_the_training_data_skips(tmp_path):
+    """One `UnreadableImageError`: catching it around `load_image` or a dataset row catches both."""
+    (tmp_path / "notes.jpg").write_text("not an image")
+    with pytest.raises(unreadable.UnreadableImageError, match="notes.jpg: not a readable image"):
+        load_image(tmp_path / "notes.jpg")
 
 
 def test_estimator_finds_people_in_image_pixels_for_paths_and_pil_images(checkpoint, photos):

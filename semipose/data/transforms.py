@@ -63,7 +63,7 @@ import torchvision.transforms.v2.functional as F
 from pycocotools import mask as mask_utils
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from ..skeletons import Skeleton, get_skeleton
+from ..skeletons import Skeleton, resolve_skeleton
 from .unreadable import decode_row_image
 
 Batch = dict[str, list[Any]]
@@ -482,7 +482,7 @@ class LabeledTransform(_ViewTransform):
     ) -> None:
         augmentation = augmentation or AugmentationConfig()
         super().__init__(input_size, augmentation, image_mean, image_std, generator)
-        self.skeleton = get_skeleton(skeleton) if isinstance(skeleton, str) else skeleton
+        self.skeleton = resolve_skeleton(skeleton)
 
     def transform_row(self, row: dict[str, Any]) -> dict[str, Any]:
         """One row -> `pixel_values`, `keypoints`, `ignore_mask`, `image_id` (see the class)."""
