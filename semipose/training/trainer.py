@@ -44,10 +44,11 @@ from torch.utils.data import DataLoader
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from ..data.collator import EvaluationCollator
 from ..data.transforms import cutout, joint_cutout_centers
 from ..evaluation import KeypointEvaluator, ground_truth_from_rows
 from ..evaluation.pseudo_label_quality import pseudo_label_quality
-from ..evaluation.trainer_metrics import prefixed_metrics
+from ..evaluation.trainer_metrics import add_pose_estimates, people_from_pose_estimates, prefixed_metrics
 from ..modeling import select_images
 from ..skeletons import get_skeleton
 from .arguments import SemiPoseTrainingArguments
@@ -64,7 +65,6 @@ from .checkpoints import (
 from .consistency import heatmap_consistency_loss
 from .data_health import UnreadableImagesMixin
 from .ema import build_teacher, update_teacher
-from .evaluation_data import EvaluationCollator
 from .pseudo_labels import select_confident_people, uncertain_region_mask
 from .seeded_samples import SeededSamples
 from .views import (
@@ -356,14 +356,14 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
         if dataset is None:
             raise ValueError("evaluate() needs an eval_dataset of validation rows.")
         ground_truth = ground_truth_from_rows(dataset.remove_columns("image"), self.skeleton)
-        student_people = self._predict_people(self.accelerator.unwrap_model(self.model), dataset)
-        metrics = self._score(student_people, ground_truth, write_predictions=self.args.should_save)
+        student_estimates = self._pose_estimates(self.accelerator.unwrap_model(self.model), dataset)
+        metrics = self._score(student_estimates, ground_truth, write_predictions=self.args.should_save)
         if self.teacher is not None:
-            teacher_people = self._predict_people(self.teacher, dataset)
-            teacher_metrics = self._score(teacher_people, ground_truth, write_predictions=False)
+            teacher_estimates = self._pose_estimates(self.teacher, dataset)
+            teacher_metrics = self._score(teacher_estimates, ground_truth, write_predictions=False)
             metrics.update({f"teacher_{name}": value for name, value in teacher_metrics.items()})
             quality = pseudo_label_quality(
-                ground_truth, teacher_people, self.skeleton,
+                ground_truth, people_from_pose_estimates(*teacher_estimates), self.skeleton,
                 person_threshold=self.args.pseudo_person_threshold,
                 keypoint_threshold=self.args.pseudo_keypoint_threshold,
             )
@@ -374,38 +374,37 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
 
-    def _score(self, people, ground_truth, write_predictions: bool) -> dict[str, float]:
-        """OKS stats of one network's people (and how many images they cover)."""
+    def _score(self, estimates, ground_truth, write_predictions: bool) -> dict[str, float]:
+        """OKS stats of one network's pose estimates (and how many images they cover)."""
+        image_ids, pose_estimates = estimates
         evaluator = KeypointEvaluator(ground_truth, self.skeleton)
-        for image_id, keypoints, scores in people:
-            evaluator.add(image_id, keypoints, scores)
-        stats = {**evaluator.compute(), "num_images": len(people)}
+        add_pose_estimates(evaluator, image_ids, pose_estimates)
+        stats = {**evaluator.compute(), "num_images": len(image_ids)}
         if write_predictions:
             self._write_predictions(evaluator)
         return stats
 
     @torch.no_grad()
-    def _predict_people(self, model, dataset) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
-        """(image_id, keypoints [M, K, 3] with scores, person scores [M]) in original pixels, all ranks."""
+    def _pose_estimates(self, model, dataset) -> tuple[list[int], list[dict[str, torch.Tensor]]]:
+        """Image ids and their `post_process_pose_estimation` people (original pixels, on the CPU), all ranks."""
         loader = self._evaluation_loader(dataset)
         was_training = model.training
         model.eval()
-        people = []
+        found = []
         for batch in loader:
             with self.accelerator.autocast():
                 outputs = model(pixel_values=batch["pixel_values"])
             results = self.processing_class.post_process_pose_estimation(
                 model.decode(outputs), target_sizes=batch["target_sizes"]
             )
-            batch_people = [
-                (image_id, torch.cat([found["keypoints"], found["keypoint_scores"].unsqueeze(-1)], dim=-1).float().cpu(),
-                 found["scores"].float().cpu())
-                for image_id, found in zip(batch["image_ids"].tolist(), results)
+            batch_found = [
+                (image_id, {name: value.float().cpu() for name, value in people.items()})
+                for image_id, people in zip(batch["image_ids"].tolist(), results)
             ]
             # per batch, so the padding that evens out the last batch across ranks is dropped
-            people.extend(self.accelerator.gather_for_metrics(batch_people, use_gather_object=True))
+            found.extend(self.accelerator.gather_for_metrics(batch_found, use_gather_object=True))
         model.train(was_training)
-        return people
+        return [image_id for image_id, _ in found], [people for _, people in found]
 
     def _evaluation_loader(self, dataset) -> DataLoader:
         """The prepared (sharded) loader of `dataset`, built once: accelerate keeps every loader it prepares."""
