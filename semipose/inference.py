@@ -42,7 +42,7 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForPoseEstimation
 
 from .data.unreadable import IMAGE_DECODE_ERRORS, UnreadableImageError
-from .modeling import MODEL_FAMILIES, to_coco_results
+from .modeling import MODEL_FAMILIES, check_decoding_settings, to_coco_results
 from .skeletons import Skeleton, get_skeleton
 from .visualization import draw_people, enlarge, make_grid
 
@@ -225,7 +225,8 @@ class PoseEstimator:
 
     Args:
         model: a semipose pose model of either family.
-        image_processor: its `PoseImageProcessor` (letterbox size, output stride, grouping order).
+        image_processor: its `PoseImageProcessor` (letterbox size; output stride and grouping order as in the
+            model's config, else ValueError, see `check_decoding_settings`).
         device: where the model runs; None leaves it where it is.
         batch_size: images per forward pass.
         flip_test: also run each image mirrored and average the maps (slower, usually more accurate).
@@ -247,6 +248,7 @@ class PoseEstimator:
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        check_decoding_settings(image_processor, model.config)
         self.model = model.eval() if device is None else model.to(resolve_device(device)).eval()
         self.image_processor = image_processor
         self.batch_size = batch_size

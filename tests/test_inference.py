@@ -19,6 +19,7 @@ from semipose.inference import (
     load_image,
     to_rgb,
 )
+from semipose.modeling import PoseImageProcessor
 @pytest.fixture(scope="module")
 def photos(coco_fixture_dir):
     return sorted(coco_fixture_dir.glob("*.jpg"))
@@ -84,6 +85,12 @@ def test_estimator_threshold_drops_people_and_bad_inputs_raise(checkpoint, photo
         estimator([np.zeros((8, 8, 3))])
     with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
         PoseEstimator(estimator.model, estimator.image_processor, batch_size=0)
+
+
+def test_estimator_refuses_a_processor_that_decodes_otherwise_than_the_model(checkpoint):
+    model, _ = load_checkpoint(checkpoint)
+    with pytest.raises(ValueError, match="output_stride=2 but the model config has 4"):
+        PoseEstimator(model, PoseImageProcessor(size=64, output_stride=2))
 
 
 def test_load_checkpoint_says_why_a_folder_is_not_a_semipose_checkpoint(tmp_path, checkpoint):

@@ -49,7 +49,7 @@ from ..data.transforms import cutout, joint_cutout_centers
 from ..evaluation import KeypointEvaluator, ground_truth_from_rows
 from ..evaluation.pseudo_label_quality import pseudo_label_quality
 from ..evaluation.trainer_metrics import add_pose_estimates, people_from_pose_estimates, prefixed_metrics
-from ..modeling import select_images
+from ..modeling import check_decoding_settings, select_images
 from ..skeletons import get_skeleton
 from .arguments import SemiPoseTrainingArguments
 from .checkpoints import (
@@ -93,7 +93,8 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
         train_dataset: `SemiSupervisedDataset` (consistency / semi) or a labeled dataset (supervised),
             collated into `pixel_values`, `keypoints`, `ignore_mask` (+ `unlabeled_pixel_values`).
         eval_dataset: validation rows (dataset-folder schema, with images); evaluated with
-            `processing_class` (a `PoseImageProcessor`) and COCO or CrowdPose OKS AP.
+            `processing_class` (a `PoseImageProcessor` whose decoding settings match the model's config, see
+            `check_decoding_settings`) and COCO or CrowdPose OKS AP.
         skeleton: skeleton name of the dataset ("coco" or "crowdpose"); defaults to the model's.
         max_unreadable_fraction: stop once more training images than this fraction are unreadable
             (see `semipose.training.data_health`).
@@ -111,6 +112,8 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
                 f"The model predicts {self.model.config.num_keypoints} keypoints but the dataset's skeleton "
                 f"{self.skeleton!r} has {expected}: build the model with skeleton={self.skeleton!r}."
             )
+        if self.processing_class is not None:
+            check_decoding_settings(self.processing_class, self.model.config)
         self.teacher: torch.nn.Module | None = None
         self.skipped_steps = 0
         self._consecutive_skipped_steps = 0
