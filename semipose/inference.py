@@ -41,7 +41,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForPoseEstimation
 
-from .modeling import MODEL_FAMILIES, to_coco_results
+from .data.unreadable import IMAGE_DECODE_ERRORS, UnreadableImageError
+from .modeling import MODEL_FAMILIES, check_decoding_settings, to_coco_results
 from .skeletons import Skeleton, get_skeleton
 from .visualization import draw_people, enlarge, make_grid
 
@@ -54,10 +55,6 @@ SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 
 ImageInput = PIL.Image.Image | str | Path
-
-
-class UnreadableImageError(ValueError):
-    """A file that PIL cannot open or decode (not an image, truncated, corrupt)."""
 
 
 # ------------------------------------------------------------------------------------------ images
@@ -95,7 +92,7 @@ def load_image(path: str | Path) -> PIL.Image.Image:
         with PIL.Image.open(path) as image:
             image.load()
             return to_rgb(PIL.ImageOps.exif_transpose(image))
-    except (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError) as error:
+    except IMAGE_DECODE_ERRORS as error:
         raise UnreadableImageError(f"{path}: not a readable image ({error}).") from error
 
 
@@ -228,7 +225,8 @@ class PoseEstimator:
 
     Args:
         model: a semipose pose model of either family.
-        image_processor: its `PoseImageProcessor` (letterbox size, output stride, grouping order).
+        image_processor: its `PoseImageProcessor` (letterbox size; output stride and grouping order as in the
+            model's config, else ValueError, see `check_decoding_settings`).
         device: where the model runs; None leaves it where it is.
         batch_size: images per forward pass.
         flip_test: also run each image mirrored and average the maps (slower, usually more accurate).
@@ -250,6 +248,7 @@ class PoseEstimator:
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        check_decoding_settings(image_processor, model.config)
         self.model = model.eval() if device is None else model.to(resolve_device(device)).eval()
         self.image_processor = image_processor
         self.batch_size = batch_size

@@ -114,6 +114,11 @@ def get_skeleton(name: str) -> Skeleton:
     return SKELETONS[name]
 
 
+def resolve_skeleton(skeleton: Skeleton | str) -> Skeleton:
+    """A `Skeleton` from a skeleton or its registry name (see `get_skeleton`)."""
+    return get_skeleton(skeleton) if isinstance(skeleton, str) else skeleton
+
+
 def skeleton_for_num_keypoints(num_keypoints: int) -> Skeleton:
     """The registered skeleton with `num_keypoints` keypoints (17 -> COCO, 14 -> CrowdPose)."""
     matches = [s for s in SKELETONS.values() if s.num_keypoints == num_keypoints]

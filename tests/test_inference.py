@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from semipose.data import unreadable
 from semipose.inference import (
     PoseEstimator,
     UnreadableImageError,
@@ -18,6 +19,7 @@ from semipose.inference import (
     load_image,
     to_rgb,
 )
+from semipose.modeling import PoseImageProcessor
 @pytest.fixture(scope="module")
 def photos(coco_fixture_dir):
     return sorted(coco_fixture_dir.glob("*.jpg"))
@@ -45,6 +47,13 @@ def test_load_image_reads_16_bit_png_and_rejects_what_is_not_an_image(tmp_path, 
             load_image(tmp_path / name)
     with pytest.raises(FileNotFoundError, match="missing.jpg: no such image file"):
         load_image(tmp_path / "missing.jpg")
+
+
+def test_an_unreadable_file_raises_the_error_the_training_data_skips(tmp_path):
+    """One `UnreadableImageError`: catching it around `load_image` or a dataset row catches both."""
+    (tmp_path / "notes.jpg").write_text("not an image")
+    with pytest.raises(unreadable.UnreadableImageError, match="notes.jpg: not a readable image"):
+        load_image(tmp_path / "notes.jpg")
 
 
 def test_estimator_finds_people_in_image_pixels_for_paths_and_pil_images(checkpoint, photos):
@@ -76,6 +85,12 @@ def test_estimator_threshold_drops_people_and_bad_inputs_raise(checkpoint, photo
         estimator([np.zeros((8, 8, 3))])
     with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
         PoseEstimator(estimator.model, estimator.image_processor, batch_size=0)
+
+
+def test_estimator_refuses_a_processor_that_decodes_otherwise_than_the_model(checkpoint):
+    model, _ = load_checkpoint(checkpoint)
+    with pytest.raises(ValueError, match="output_stride=2 but the model config has 4"):
+        PoseEstimator(model, PoseImageProcessor(size=64, output_stride=2))
 
 
 def test_load_checkpoint_says_why_a_folder_is_not_a_semipose_checkpoint(tmp_path, checkpoint):

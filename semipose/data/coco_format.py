@@ -46,7 +46,8 @@ from PIL import Image as PILImage
 from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
-from ..skeletons import Skeleton, get_skeleton
+from ..skeletons import Skeleton, resolve_skeleton
+from .unreadable import IMAGE_DECODE_ERRORS
 
 PEOPLE_COLUMNS = ("annotation_ids", "keypoints", "bboxes", "areas", "num_keypoints")
 IGNORE_COLUMNS = (
@@ -144,7 +145,7 @@ def read_image_size(path: Path, record: str, *, decode: bool = False) -> tuple[i
             if decode:
                 image.load()
             return image.size
-    except (OSError, SyntaxError, ValueError) as error:
+    except IMAGE_DECODE_ERRORS as error:
         raise ValueError(
             f"{record}: image file {path} is not a readable image ({error})."
         ) from error
@@ -171,7 +172,7 @@ def read_coco_keypoints(
     Returns:
         Rows in the schema of `pose_features`, `image` holding the absolute image path.
     """
-    skeleton = get_skeleton(skeleton) if isinstance(skeleton, str) else skeleton
+    skeleton = resolve_skeleton(skeleton)
     file = Path(annotation_file)
     data = _load_json(file)
     _check_categories(data, file, skeleton)

@@ -1,4 +1,10 @@
-"""Stack transformed rows into a batch, padding the people dimension with all-zero rows.
+"""Rows -> batches: training rows stacked (people padded with all-zero rows), validation rows through the
+image processor.
+
+- `PoseDataCollator`: rows of `LabeledTransform` / `UnlabeledTransform` (`SemiSupervisedCollator` in
+  `semipose.data.semi_supervised` pairs two of them).
+- `EvaluationCollator`: validation rows, un-augmented, exactly as a user's image goes through
+  `PoseImageProcessor`, plus the `target_sizes` that map predictions back to original pixels.
 
 Shapes: B images, M people (per image; the batch holds the largest M), K keypoints, S input size.
 
@@ -11,6 +17,9 @@ Example:
 >>> loader = DataLoader(dataset, batch_size=8, collate_fn=PoseDataCollator())
 >>> sorted(next(iter(loader)))
 ['ignore_mask', 'image_ids', 'keypoints', 'pixel_values']
+>>> loader = DataLoader(validation_rows, batch_size=8, collate_fn=EvaluationCollator(image_processor))
+>>> sorted(next(iter(loader)))
+['image_ids', 'pixel_values', 'target_sizes']
 ```
 """
 
@@ -18,10 +27,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import PIL.Image
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from .unreadable import UNREADABLE_KEY
+from .unreadable import UNREADABLE_KEY, UnreadableImageError, decode_row_image
 
 LABEL_KEYS = ("keypoints", "ignore_mask")
 
@@ -75,3 +85,38 @@ def _stack(features: list[dict[str, Any]], key: str) -> torch.Tensor:
             f"PoseDataCollator: expected every {key!r} to have one shape, got {sorted(shapes)}."
         )
     return torch.stack([row[key] for row in features])
+
+
+class EvaluationCollator:
+    """Collate validation rows (dataset-folder schema; `image` decoded, or not, see `lazy_images`) with an image
+    processor. An unreadable image raises `UnreadableImageError` naming it, instead of skewing the AP.
+
+    Args:
+        image_processor: a `PoseImageProcessor` (resize longest edge, pad, normalize).
+    """
+
+    def __init__(self, image_processor):
+        if image_processor is None:
+            raise ValueError("Evaluation needs an image processor (pass processing_class=PoseImageProcessor(...)).")
+        self.image_processor = image_processor
+
+    def __call__(self, rows: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        images = [_validation_image(row) for row in rows]
+        pixel_values = self.image_processor(images, return_tensors="pt")["pixel_values"]
+        return {
+            "pixel_values": pixel_values,
+            "image_ids": torch.tensor([int(row["image_id"]) for row in rows], dtype=torch.int64),
+            "target_sizes": torch.tensor([[image.height, image.width] for image in images], dtype=torch.int64),
+        }
+
+
+def _validation_image(row: dict[str, Any]) -> PIL.Image.Image:
+    """The row's RGB image; an unreadable file stops evaluation, since skipping it would bias AP."""
+    try:
+        return decode_row_image(row)
+    except UnreadableImageError as error:
+        raise UnreadableImageError(
+            f"Validation split: {error}. Evaluation scores every validation image (a skipped one would count its "
+            "people as missed): restore the file, or drop its row from the validation split.",
+            error.image_id,
+        ) from error

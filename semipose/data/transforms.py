@@ -18,14 +18,17 @@ mirrored:
 with `c_image = (W / 2 - 0.5, H / 2 - 0.5)`, `c_S = (S / 2 - 0.5, S / 2 - 0.5)`, `Mirror: x -> -x`.
 The identity view is therefore an exact letterbox: the image's extent `[-0.5, W - 0.5]` lands on
 `[-0.5, S - 0.5]` along its longest side and is centered along the other. Image, ignore mask and
-keypoints all go through the same `A` (`warp`, `transform_keypoints`), so they cannot disagree;
+keypoints all go through the same `A` (`warp_by_view_matrix`, `transform_keypoints_by_view`), so they
+cannot disagree (the device-side strong view uses normalized `theta` instead, see
+`semipose.training.views`);
 the image is sampled bilinearly (after an exact box downscale by an integer factor when the view
 shrinks it 2x or more), the mask by nearest neighbour, and input pixels whose center falls outside
 the image are 0 after normalization (the mean color, as `PoseImageProcessor` pads; not ignored).
 torchvision's `v2.functional.affine`
 keeps the canvas size, so it would need a second resampling to reach S x S; decoding (to a
-`tv_tensors.Image`), color jitter and normalization use `torchvision.transforms.v2.functional`
-(on the image before it is warped, so jitter statistics ignore the padding).
+`tv_tensors.Image`) and normalization use `torchvision.transforms.v2.functional`. Color jitter,
+cutout and joint cutout then run on the warped view (`semipose.data.pixel_augmentation`), the same
+code the strong view of unlabeled images runs on the device, so the two strong views agree.
 
 The `image` column may be decoded (PIL) or not (`{"path", "bytes"}`, see
 `semipose.data.unreadable.lazy_images`): an undecoded file is decoded here, and one that cannot be
@@ -63,7 +66,8 @@ import torchvision.transforms.v2.functional as F
 from pycocotools import mask as mask_utils
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from ..skeletons import Skeleton, get_skeleton
+from ..skeletons import Skeleton, resolve_skeleton
+from .pixel_augmentation import augment_pixels
 from .unreadable import decode_row_image
 
 Batch = dict[str, list[Any]]
@@ -79,13 +83,14 @@ class AugmentationConfig:
         max_translation: shift per axis drawn uniformly from `[-max_translation, max_translation]`
             times S.
         flip_probability: probability of a horizontal flip (left/right keypoints swapped).
-        color_jitter: brightness, contrast and saturation factors drawn from
-            `[1 - color_jitter, 1 + color_jitter]`; 0 disables the photometric step.
-        cutout_holes: squares of the mean color painted at random places of the input (labeled
-            views only; their keypoints stay labeled, as the semi student's strong view keeps them).
+        color_jitter: brightness, contrast and saturation factors drawn per image from
+            `[1 - color_jitter, 1 + color_jitter]` (`pixel_augmentation.photometric_jitter`, on the
+            warped view); 0 disables the photometric step.
+        cutout_holes: squares of the mean color painted at random places of the view (their keypoints
+            stay labeled, as the semi student's strong view keeps them).
         cutout_size: side of such a square as a fraction of S.
-        joint_cutout_probability: chance that each visible keypoint is hidden by a square
-            (labeled views only).
+        joint_cutout_probability: chance that each visible keypoint is hidden by a square (views with
+            keypoints: labeled images, and the pseudo people of the unlabeled strong view).
         joint_cutout_size: side of that square as a fraction of S.
 
     Example:
@@ -145,8 +150,10 @@ class AugmentationConfig:
 
     @classmethod
     def strong(cls) -> AugmentationConfig:
-        """The semi student's strong view for labeled images: rotation 30, scale 0.75-1.25, shift 10%,
-        flip, color jitter 0.4, one random cutout of 1/4 side and joint cutout (10% of keypoints)."""
+        """The semi student's strong view: rotation 30, scale 0.75-1.25, shift 10%, flip, color jitter 0.4,
+        one random cutout of 1/4 side and joint cutout (10% of keypoints). The one definition of both strong
+        views: labeled images take it as it is, the unlabeled strong view (`SemiPoseTrainingArguments.strong_*`
+        default to it) without the flip."""
         return cls(
             scale_range=(0.75, 1.25), max_rotation=30.0, max_translation=0.1, flip_probability=0.5,
             color_jitter=0.4, cutout_holes=1, cutout_size=0.25, joint_cutout_probability=0.1,
@@ -235,7 +242,7 @@ def pixel_to_normalized(
     )
 
 
-def warp(
+def warp_by_view_matrix(
     image: torch.Tensor, matrix: torch.Tensor, input_size: int, mode: str = "bilinear"
 ) -> torch.Tensor:
     """Resample `image` into the S x S input through `matrix`; pixels that map outside are zero.
@@ -265,7 +272,7 @@ def warp(
     return warped * inside
 
 
-def transform_keypoints(
+def transform_keypoints_by_view(
     keypoints: torch.Tensor, view: View, input_size: int, flip_index: Sequence[int]
 ) -> torch.Tensor:
     """Map keypoints through a view; swap left/right channels after a flip.
@@ -306,49 +313,6 @@ def _box_downscale(
         dtype=torch.float64,
     )
     return image.reduce(factor, box), matrix @ to_image
-
-
-def _color_jitter(
-    image: torch.Tensor, strength: float, generator: torch.Generator | None
-) -> torch.Tensor:
-    """Scale brightness, contrast and saturation of a `[3, H, W]` image in [0, 1] randomly."""
-    factors = (1 + strength * (2 * torch.rand(3, generator=generator) - 1)).tolist()
-    image = F.adjust_brightness(image, factors[0])
-    image = F.adjust_contrast(image, factors[1])
-    return F.adjust_saturation(image, factors[2])
-
-
-def cutout(pixel_values: torch.Tensor, centers: torch.Tensor, side: int) -> torch.Tensor:
-    """Fill squares around `centers` [B, N, 2] (x, y; NaN = none) with 0, the mean color.
-
-    A square holds the pixels whose centers lie in `[c - side / 2, c + side / 2)` on both axes. The
-    squares are painted into a 2D difference array and summed up, so the cost does not grow with
-    N x H x W (joint cutout may place dozens of squares per image).
-    """
-    batch, _, height, width = pixel_values.shape
-    present = ~torch.isnan(centers).any(dim=-1)
-    image_index = torch.arange(batch, device=centers.device).unsqueeze(1).expand_as(present)[present]
-    low = torch.ceil(centers[present] - side / 2).long()
-    high = torch.ceil(centers[present] + side / 2).long()
-    x0, x1 = low[:, 0].clamp(0, width), high[:, 0].clamp(0, width)
-    y0, y1 = low[:, 1].clamp(0, height), high[:, 1].clamp(0, height)
-    corners = torch.zeros(batch, height + 1, width + 1, device=pixel_values.device)
-    ones = torch.ones_like(image_index, dtype=corners.dtype)
-    for ys, xs, sign in ((y0, x0, 1), (y0, x1, -1), (y1, x0, -1), (y1, x1, 1)):
-        corners.index_put_((image_index, ys, xs), sign * ones, accumulate=True)
-    hidden = corners.cumsum(1).cumsum(2)[:, :height, :width] > 0.5
-    return pixel_values.masked_fill(hidden.unsqueeze(1), 0.0)
-
-
-def joint_cutout_centers(
-    keypoints: torch.Tensor, probability: float, generator: torch.Generator | None = None
-) -> torch.Tensor:
-    """Centers [B, M*K, 2] on a random subset of the visible keypoints [B, M, K, 3]; NaN where none."""
-    batch = keypoints.shape[0]
-    xy = keypoints[..., :2].reshape(batch, -1, 2)
-    drawn = torch.rand(xy.shape[:2], device=xy.device, generator=generator) < probability
-    chosen = (keypoints[..., 2].reshape(batch, -1) > 0) & drawn
-    return torch.where(chosen.unsqueeze(-1), xy, torch.full_like(xy, float("nan")))
 
 
 def _rows(batch: Batch, required: Sequence[str], transform: str) -> list[dict[str, Any]]:
@@ -392,14 +356,18 @@ class _ViewTransform:
         outputs = [self.transform_row(row) for row in rows]
         return {key: [output[key] for output in outputs] for key in self.output_keys}
 
-    def _pixel_values(self, image: PIL.Image.Image, view: View) -> torch.Tensor:
-        """`[3, S, S]` float32: jitter colors, normalize, warp through `view` (padding is 0)."""
+    def _pixel_values(
+        self, image: PIL.Image.Image, view: View, keypoints: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """`[3, S, S]` float32: normalize, warp through `view` (padding is 0, the mean color), then jitter
+        colors and cut out squares (on `keypoints` `[M, K, 3]` in input pixels too, when given)."""
         image, matrix = _box_downscale(image, view.matrix)
         pixels = F.to_dtype(F.to_image(image), torch.float32, scale=True)
-        if self.augmentation.color_jitter > 0:
-            pixels = _color_jitter(pixels, self.augmentation.color_jitter, self.generator)
-        pixels = F.normalize(pixels, self.image_mean, self.image_std)
-        return warp(pixels.as_subclass(torch.Tensor), matrix, self.input_size)
+        pixels = F.normalize(pixels, self.image_mean, self.image_std).as_subclass(torch.Tensor)
+        warped = warp_by_view_matrix(pixels, matrix, self.input_size)[None]
+        joints = None if keypoints is None else keypoints[None]
+        mean, std = self.image_mean, self.image_std
+        return augment_pixels(warped, self.augmentation, joints, mean, std, self.generator)[0]
 
     def _sample_view(self, image: PIL.Image.Image) -> View:
         image_size = (image.height, image.width)
@@ -482,7 +450,7 @@ class LabeledTransform(_ViewTransform):
     ) -> None:
         augmentation = augmentation or AugmentationConfig()
         super().__init__(input_size, augmentation, image_mean, image_std, generator)
-        self.skeleton = get_skeleton(skeleton) if isinstance(skeleton, str) else skeleton
+        self.skeleton = resolve_skeleton(skeleton)
 
     def transform_row(self, row: dict[str, Any]) -> dict[str, Any]:
         """One row -> `pixel_values`, `keypoints`, `ignore_mask`, `image_id` (see the class)."""
@@ -491,31 +459,20 @@ class LabeledTransform(_ViewTransform):
         keypoints = _keypoints(row, self.skeleton.num_keypoints)
         view = self._sample_view(image)
         flip_index = self.skeleton.flip_index
-        keypoints = transform_keypoints(keypoints, view, self.input_size, flip_index)
+        keypoints = transform_keypoints_by_view(keypoints, view, self.input_size, flip_index)
         return {
-            "pixel_values": self._cutout(self._pixel_values(image, view), keypoints),
+            "pixel_values": self._pixel_values(image, view, keypoints),
             "keypoints": keypoints,
             "ignore_mask": self._ignore_mask(row, view),
             "image_id": row["image_id"],
         }
-
-    def _cutout(self, pixel_values: torch.Tensor, keypoints: torch.Tensor) -> torch.Tensor:
-        """Hide random squares and squares on random visible keypoints (`[M, K, 3]` input pixels)."""
-        config, size = self.augmentation, self.input_size
-        if config.cutout_holes > 0 and config.cutout_size > 0:
-            centers = torch.rand(1, config.cutout_holes, 2, generator=self.generator) * size
-            pixel_values = cutout(pixel_values[None], centers, int(config.cutout_size * size))[0]
-        if config.joint_cutout_probability > 0 and config.joint_cutout_size > 0:
-            centers = joint_cutout_centers(keypoints[None], config.joint_cutout_probability, self.generator)
-            pixel_values = cutout(pixel_values[None], centers, int(config.joint_cutout_size * size))[0]
-        return pixel_values
 
     def _ignore_mask(self, row: dict[str, Any], view: View) -> torch.Tensor:
         """`[S, S]` bool: union of the row's ignore regions, warped through the view (nearest)."""
         regions = ignore_region_mask(row["ignore_rles"], (row["height"], row["width"]))
         if regions is None:
             return torch.zeros(self.input_size, self.input_size, dtype=torch.bool)
-        warped = warp(regions[None].float(), view.matrix, self.input_size, mode="nearest")
+        warped = warp_by_view_matrix(regions[None].float(), view.matrix, self.input_size, mode="nearest")
         return warped[0] > 0.5
 
 

@@ -35,11 +35,13 @@ logger = logging.getLogger(__name__)
 UNREADABLE_KEY = "unreadable_image_ids"
 """Example and batch key: ids of the images skipped because their file could not be read."""
 
-_DECODE_ERRORS = (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError)
+IMAGE_DECODE_ERRORS = (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError)
+"""What PIL raises for a file that is not a readable image (missing, truncated, corrupt, foreign, too large)."""
 
 
 class UnreadableImageError(ValueError):
-    """An image file is missing, truncated or not an image; the message names the image id and file."""
+    """An image file is missing, truncated or not an image; the message names the file (and the image id of a
+    dataset row, also kept as `image_id`). Raised by the training data, evaluation and `semipose.inference`."""
 
     def __init__(self, message: str, image_id: int | None = None):
         super().__init__(message)
@@ -66,7 +68,7 @@ def decode_row_image(row: dict[str, Any]) -> PIL.Image.Image:
             )
         try:
             image = Image().decode_example(image)
-        except _DECODE_ERRORS as error:
+        except IMAGE_DECODE_ERRORS as error:
             where = image.get("path") or "embedded bytes"
             raise UnreadableImageError(
                 f"Image {row.get('image_id')} ({where}) cannot be read: {error}", row.get("image_id")
@@ -133,7 +135,7 @@ def check_images_readable(dataset: HFDataset, split: str) -> None:
         try:
             with PIL.Image.open(io.BytesIO(image["bytes"]) if image["bytes"] else image["path"]):
                 pass
-        except _DECODE_ERRORS as error:
+        except IMAGE_DECODE_ERRORS as error:
             failures.append(f"image {row['image_id']} ({image['path'] or 'embedded bytes'}): {error}")
     if failures:
         raise UnreadableImageError(

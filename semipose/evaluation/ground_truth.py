@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from ..skeletons import Skeleton, get_skeleton, skeleton_for_num_keypoints
+from ..skeletons import Skeleton, resolve_skeleton, skeleton_for_num_keypoints
 
 PERSON_CATEGORY_ID = 1
 ROW_COLUMNS = (
@@ -43,11 +43,6 @@ ROW_COLUMNS = (
     "ignore_annotation_ids", "ignore_bboxes", "ignore_areas", "ignore_iscrowd",
 )
 _IMAGE_KEYS = ("id", "file_name", "width", "height", "crowdIndex")
-
-
-def resolve_skeleton(skeleton: Skeleton | str) -> Skeleton:
-    """A `Skeleton` from a skeleton or its registry name."""
-    return get_skeleton(skeleton) if isinstance(skeleton, str) else skeleton
 
 
 def person_category(skeleton: Skeleton) -> dict[str, Any]:

@@ -35,8 +35,8 @@ from typing import Any
 
 import numpy as np
 
-from ..skeletons import Skeleton
-from .ground_truth import ground_truth_from_rows, load_coco_ground_truth, resolve_skeleton
+from ..skeletons import Skeleton, resolve_skeleton
+from .ground_truth import ground_truth_from_rows, load_coco_ground_truth
 from .protocols import COCO_STAT_NAMES, CROWDPOSE_STAT_NAMES, score_coco, score_crowdpose
 
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from .ground_truth import resolve_skeleton
+from ..skeletons import resolve_skeleton
 from .protocols import captured_pycocotools_output, keypoint_cocoeval, with_box_areas
 
 OKS_THRESHOLD_INDEX = 0  # pycocotools' first OKS threshold is 0.5

@@ -1,8 +1,9 @@
-"""Evaluation in the shapes the Trainer reports and saves.
+"""Evaluation in the shapes the Trainer reports: post-processed people into an evaluator, prefixed metrics.
 
-- `add_pose_estimates`: feed `post_process_pose_estimation` outputs to a `KeypointEvaluator`;
-- `prefixed_metrics`: `{"AP": ...}` -> `{"eval_AP": ...}` (the Trainer's `metric_key_prefix`);
-- `save_evaluation`: the predictions as a COCO keypoint results json next to a metrics json.
+- `people_from_pose_estimates`: `post_process_pose_estimation` outputs -> (image id, keypoints with their
+  scores, person scores) per image, the people `KeypointEvaluator.add` and `pseudo_label_quality` take;
+- `add_pose_estimates`: feed such outputs to a `KeypointEvaluator`;
+- `prefixed_metrics`: `{"AP": ...}` -> `{"eval_AP": ...}` (the Trainer's `metric_key_prefix`).
 
 Example:
 
@@ -11,15 +12,12 @@ Example:
 >>> add_pose_estimates(evaluator, batch_image_ids, image_processor.post_process_pose_estimation(
 ...     outputs, target_sizes=batch_sizes))
 >>> metrics = prefixed_metrics(evaluator.compute(), "eval")
->>> save_evaluation("outputs", metrics, evaluator.results_json(), "eval")
 ```
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,24 +25,39 @@ import numpy as np
 from .keypoint_evaluator import KeypointEvaluator, to_numpy
 
 
+def people_from_pose_estimates(
+    image_ids: Sequence[int], pose_estimates: Sequence[Mapping[str, Any]]
+) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(image_id, keypoints [M, K, 3] as (x, y, keypoint score), person scores [M]) per image, float64.
+
+    Args:
+        image_ids: B image ids.
+        pose_estimates: B dicts with `keypoints` [M, K, 2] (x, y in original image pixels),
+            `keypoint_scores` [M, K] and `scores` [M], as `post_process_pose_estimation` returns.
+    """
+    if len(image_ids) != len(pose_estimates):
+        raise ValueError(f"Expected one image id per pose estimate, got {len(image_ids)} ids and "
+                         f"{len(pose_estimates)} estimates.")
+    people = []
+    for image_id, estimate in zip(image_ids, pose_estimates):
+        keypoint_scores = to_numpy(estimate["keypoint_scores"])[..., None]
+        keypoints = np.concatenate([to_numpy(estimate["keypoints"]), keypoint_scores], axis=-1)
+        people.append((int(image_id), keypoints, to_numpy(estimate["scores"])))
+    return people
+
+
 def add_pose_estimates(
     evaluator: KeypointEvaluator,
     image_ids: Sequence[int],
     pose_estimates: Sequence[Mapping[str, Any]],
 ) -> None:
-    """Add one image's post-processed people per image id.
-
-    Args:
-        evaluator: the evaluator to feed.
-        image_ids: B image ids.
-        pose_estimates: B dicts with `keypoints` [M, K, 2] (x, y in original image pixels),
-            `keypoint_scores` [M, K] and `scores` [M], as `post_process_pose_estimation` returns.
-    """
-    keypoints = []
-    for people in pose_estimates:
-        keypoint_scores = to_numpy(people["keypoint_scores"])[..., None]
-        keypoints.append(np.concatenate([to_numpy(people["keypoints"]), keypoint_scores], axis=-1))
-    evaluator.add_batch(image_ids, keypoints, [estimate["scores"] for estimate in pose_estimates])
+    """Add each image's post-processed people (see `people_from_pose_estimates`) to `evaluator`."""
+    people = people_from_pose_estimates(image_ids, pose_estimates)
+    evaluator.add_batch(
+        [image_id for image_id, _, _ in people],
+        [keypoints for _, keypoints, _ in people],
+        [scores for _, _, scores in people],
+    )
 
 
 def prefixed_metrics(
@@ -52,29 +65,3 @@ def prefixed_metrics(
 ) -> dict[str, float]:
     """Stats keyed the Trainer's way: `{"AP": 0.5}` -> `{"eval_AP": 0.5}`."""
     return {f"{metric_key_prefix}_{name}": float(value) for name, value in stats.items()}
-
-
-def save_evaluation(
-    output_dir: str | Path,
-    metrics: Mapping[str, float],
-    results: list[dict[str, Any]],
-    metric_key_prefix: str = "eval",
-) -> tuple[Path, Path]:
-    """Write `{prefix}_keypoint_results.json` (COCO results) and `{prefix}_keypoint_metrics.json`.
-
-    Args:
-        output_dir: folder to write into (created if missing).
-        metrics: the metrics to save, e.g. from `prefixed_metrics`.
-        results: the COCO keypoint results, e.g. `KeypointEvaluator.results_json()`.
-        metric_key_prefix: file name prefix, the Trainer's `metric_key_prefix`.
-
-    Returns:
-        The paths of the results file and the metrics file.
-    """
-    output_dir = Path(output_dir)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    results_file = output_dir / f"{metric_key_prefix}_keypoint_results.json"
-    metrics_file = output_dir / f"{metric_key_prefix}_keypoint_metrics.json"
-    results_file.write_text(json.dumps(results))
-    metrics_file.write_text(json.dumps(dict(metrics), indent=2) + "\n")
-    return results_file, metrics_file

@@ -26,7 +26,7 @@ from .codec_common import DecodedPoses
 from .configuration_associative_embedding import AssociativeEmbeddingConfig
 from .configuration_center_offset import CenterOffsetConfig
 from .configuration_pose import PoseConfig
-from .image_processing_pose import PoseImageProcessor, to_coco_results
+from .image_processing_pose import PoseImageProcessor, check_decoding_settings, to_coco_results
 from .modeling_associative_embedding import AssociativeEmbeddingForPoseEstimation, AssociativeEmbeddingOutput
 from .modeling_center_offset import CenterOffsetForPoseEstimation, CenterOffsetOutput
 from .modeling_pose_common import PosePreTrainedModel, select_images
@@ -71,6 +71,7 @@ __all__ = [
     "PoseConfig",
     "PoseImageProcessor",
     "PosePreTrainedModel",
+    "check_decoding_settings",
     "register_auto_classes",
     "select_images",
     "to_coco_results",

@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-SUPPORTED_OUTPUT_STRIDES = (2, 4)
+from .configuration_pose import OUTPUT_STRIDES
+
 NECK_STRIDE = 4
 
 
@@ -140,8 +141,8 @@ class PoseBackbone(nn.Module):
         pretrained: bool | str | Path = False,
     ):
         super().__init__()
-        if output_stride not in SUPPORTED_OUTPUT_STRIDES:
-            raise ValueError(f"output_stride must be one of {SUPPORTED_OUTPUT_STRIDES}, got {output_stride}.")
+        if output_stride not in OUTPUT_STRIDES:
+            raise ValueError(f"output_stride must be one of {OUTPUT_STRIDES}, got {output_stride}.")
         self.body = create_feature_extractor(name, out_indices=out_indices, pretrained=pretrained)
         reductions = self.body.feature_info.reduction()
         if min(reductions) < NECK_STRIDE:

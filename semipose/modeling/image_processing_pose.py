@@ -33,6 +33,8 @@ from transformers.utils import ModelOutput
 from .codec_associative_embedding import decode_associative_embedding
 from .codec_center_offset import decode_center_offset
 from .codec_common import DecodedPoses
+from .configuration_associative_embedding import AssociativeEmbeddingConfig
+from .configuration_pose import PoseConfig
 
 
 class PoseImageProcessorKwargs(ImagesKwargs, total=False):
@@ -193,6 +195,27 @@ class PoseImageProcessor(TorchvisionBackend):
         return (keypoints + 0.5) / scale - 0.5
 
 
+def check_decoding_settings(image_processor: PoseImageProcessor, config: PoseConfig) -> None:
+    """Raise ValueError where `image_processor` would decode raw outputs otherwise than the model of `config` does.
+
+    The processor keeps its own copy of the decoding settings, so a saved checkpoint's processor can decode raw
+    outputs on its own; the model config is the source they must match: `output_stride`, and for associative
+    embedding (the family that groups keypoints) `grouping_order`, where the processor's None means index order.
+    """
+    expected = {"output_stride": config.output_stride}
+    got = {"output_stride": image_processor.output_stride}
+    if config.model_type == AssociativeEmbeddingConfig.model_type:
+        expected["grouping_order"] = list(config.grouping_order)
+        got["grouping_order"] = list(image_processor.grouping_order or range(config.num_keypoints))
+    wrong = [f"{name}={got[name]} but the model config has {expected[name]}" for name in expected
+             if got[name] != expected[name]]
+    if wrong:
+        raise ValueError(
+            f"The image processor would decode otherwise than the model: {'; '.join(wrong)}. Build it from the "
+            "config: PoseImageProcessor(output_stride=config.output_stride, grouping_order=config.grouping_order)."
+        )
+
+
 def _is_decoded(outputs) -> bool:
     """True for `DecodedPoses`, by name: under trust_remote_code the model and the processor each load their own
     copy of the codec module, so the model's `DecodedPoses` is not an instance of the processor's class."""
@@ -238,4 +261,4 @@ def to_coco_results(
     return results
 
 
-__all__ = ["PoseImageProcessor", "resized_size", "to_coco_results"]
+__all__ = ["PoseImageProcessor", "check_decoding_settings", "resized_size", "to_coco_results"]

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
 
-from .views import StrongAugmentation
+from ..data.transforms import AugmentationConfig
 
 SSL_MODES = ("supervised", "consistency", "semi")
 MODEL_SELECTIONS = ("best", "student", "teacher")
+STRONG = AugmentationConfig.strong()
+"""The `strong_*` defaults: the labeled strong view's strengths, so both strong views are one augmentation."""
 
 
 @dataclass
@@ -46,15 +48,29 @@ class SemiPoseTrainingArguments(TrainingArguments):
         default=0.1, metadata={"help": "Teacher heatmap values in [this, keypoint threshold) are not trained on."}
     )
     unlabeled_ratio: int = field(default=1, metadata={"help": "Unlabeled images per labeled image in a batch."})
-    strong_max_rotation: float = field(default=30.0, metadata={"help": "Strong view rotation (degrees)."})
-    strong_scale_min: float = field(default=0.75, metadata={"help": "Strong view minimum scale."})
-    strong_scale_max: float = field(default=1.25, metadata={"help": "Strong view maximum scale."})
-    strong_max_translation: float = field(default=0.1, metadata={"help": "Strong view shift (fraction of size)."})
-    strong_color_jitter: float = field(default=0.4, metadata={"help": "Strong view color jitter strength."})
-    strong_cutout_holes: int = field(default=1, metadata={"help": "Random cutout squares per strong view."})
-    strong_cutout_size: float = field(default=0.25, metadata={"help": "Cutout side (fraction of image side)."})
-    joint_cutout_probability: float = field(default=0.1, metadata={"help": "Chance to hide each pseudo keypoint."})
-    joint_cutout_size: float = field(default=0.1, metadata={"help": "Joint cutout side (fraction of image side)."})
+    strong_max_rotation: float = field(
+        default=STRONG.max_rotation, metadata={"help": "Strong view rotation (degrees)."}
+    )
+    strong_scale_min: float = field(default=STRONG.scale_range[0], metadata={"help": "Strong view minimum scale."})
+    strong_scale_max: float = field(default=STRONG.scale_range[1], metadata={"help": "Strong view maximum scale."})
+    strong_max_translation: float = field(
+        default=STRONG.max_translation, metadata={"help": "Strong view shift (fraction of size)."}
+    )
+    strong_color_jitter: float = field(
+        default=STRONG.color_jitter, metadata={"help": "Strong view color jitter strength, in [0, 1)."}
+    )
+    strong_cutout_holes: int = field(
+        default=STRONG.cutout_holes, metadata={"help": "Random cutout squares per strong view."}
+    )
+    strong_cutout_size: float = field(
+        default=STRONG.cutout_size, metadata={"help": "Cutout side (fraction of image side)."}
+    )
+    joint_cutout_probability: float = field(
+        default=STRONG.joint_cutout_probability, metadata={"help": "Chance to hide each pseudo keypoint."}
+    )
+    joint_cutout_size: float = field(
+        default=STRONG.joint_cutout_size, metadata={"help": "Joint cutout side (fraction of image side)."}
+    )
     max_consecutive_nonfinite_steps: int = field(
         default=10,
         metadata={"help": "Stop (after saving the last good state) when this many optimizer steps in a row have a "
@@ -79,19 +95,23 @@ class SemiPoseTrainingArguments(TrainingArguments):
             )
         if self.unlabeled_ratio < 1:
             raise ValueError(f"unlabeled_ratio must be >= 1, got {self.unlabeled_ratio}.")
-        if not self.strong_scale_min <= self.strong_scale_max:
-            raise ValueError(f"strong_scale_min {self.strong_scale_min} > strong_scale_max {self.strong_scale_max}.")
+        try:
+            self.strong_augmentation
+        except ValueError as error:  # scale_range is (strong_scale_min, strong_scale_max)
+            raise ValueError(f"The strong_* / joint_cutout_* arguments: {error}") from error
 
     @property
     def uses_unlabeled_data(self) -> bool:
         return self.ssl_mode != "supervised"
 
     @property
-    def strong_augmentation(self) -> StrongAugmentation:
-        return StrongAugmentation(
+    def strong_augmentation(self) -> AugmentationConfig:
+        """The strong view of unlabeled images (`StrongView`): the `strong_*` strengths, never flipped."""
+        return AugmentationConfig(
             max_rotation=self.strong_max_rotation,
             scale_range=(self.strong_scale_min, self.strong_scale_max),
             max_translation=self.strong_max_translation,
+            flip_probability=0.0,
             color_jitter=self.strong_color_jitter,
             cutout_holes=self.strong_cutout_holes,
             cutout_size=self.strong_cutout_size,

@@ -3,10 +3,12 @@
 One optimizer step of `semi` mode (see DESIGN.md):
 
 ```
-teacher(weak unlabeled)                      no grad, under the accelerator's autocast
-theta = random strong affine per image       strong = cutout(color(warp(weak, theta)))
-pseudo = decode(teacher) -> filter -> theta  instance-specific pseudo annotations
-student(cat(labeled, strong))                one forward, shared BatchNorm statistics
+teacher(weak unlabeled)                          no grad, under the accelerator's autocast
+pseudo = filter(decode(teacher))                 instance-specific pseudo annotations, weak-view pixels
+strong = strong_view(weak, teacher heatmaps, pseudo)
+                                                 theta per image; cutout(jitter(warp(weak, theta)));
+                                                 heatmaps, pseudo people and frame mask moved by theta
+student(cat(labeled, strong))                    one forward, shared BatchNorm statistics
 loss = sup + w(step) * (c * consistency + p * pseudo)
 after the optimizer step: teacher <- EMA(teacher, student)
 ```
@@ -44,11 +46,11 @@ from torch.utils.data import DataLoader
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from ..data.transforms import cutout, joint_cutout_centers
+from ..data.collator import EvaluationCollator
 from ..evaluation import KeypointEvaluator, ground_truth_from_rows
 from ..evaluation.pseudo_label_quality import pseudo_label_quality
-from ..evaluation.trainer_metrics import prefixed_metrics
-from ..modeling import select_images
+from ..evaluation.trainer_metrics import add_pose_estimates, people_from_pose_estimates, prefixed_metrics
+from ..modeling import check_decoding_settings, select_images
 from ..skeletons import get_skeleton
 from .arguments import SemiPoseTrainingArguments
 from .checkpoints import (
@@ -64,17 +66,9 @@ from .checkpoints import (
 from .consistency import heatmap_consistency_loss
 from .data_health import UnreadableImagesMixin
 from .ema import build_teacher, update_teacher
-from .evaluation_data import EvaluationCollator
 from .pseudo_labels import select_confident_people, uncertain_region_mask
 from .seeded_samples import SeededSamples
-from .views import (
-    photometric_jitter,
-    random_cutout_centers,
-    sample_strong_affine,
-    transform_keypoints,
-    warp_images,
-    warped_frame_mask,
-)
+from .views import StrongView
 
 logger = logging.getLogger(__name__)
 
@@ -93,7 +87,8 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
         train_dataset: `SemiSupervisedDataset` (consistency / semi) or a labeled dataset (supervised),
             collated into `pixel_values`, `keypoints`, `ignore_mask` (+ `unlabeled_pixel_values`).
         eval_dataset: validation rows (dataset-folder schema, with images); evaluated with
-            `processing_class` (a `PoseImageProcessor`) and COCO or CrowdPose OKS AP.
+            `processing_class` (a `PoseImageProcessor` whose decoding settings match the model's config, see
+            `check_decoding_settings`) and COCO or CrowdPose OKS AP.
         skeleton: skeleton name of the dataset ("coco" or "crowdpose"); defaults to the model's.
         max_unreadable_fraction: stop once more training images than this fraction are unreadable
             (see `semipose.training.data_health`).
@@ -111,6 +106,9 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
                 f"The model predicts {self.model.config.num_keypoints} keypoints but the dataset's skeleton "
                 f"{self.skeleton!r} has {expected}: build the model with skeleton={self.skeleton!r}."
             )
+        if self.processing_class is not None:
+            check_decoding_settings(self.processing_class, self.model.config)
+        self.strong_view = StrongView(self.args.strong_augmentation)
         self.teacher: torch.nn.Module | None = None
         self.skipped_steps = 0
         self._consecutive_skipped_steps = 0
@@ -141,34 +139,34 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
     def _semi_supervised_loss(self, model, student, inputs, factor: float):
         num_labeled = inputs["pixel_values"].shape[0]
         weak = inputs["unlabeled_pixel_values"]
-        size = tuple(weak.shape[-2:])
         with torch.no_grad(), self.accelerator.autocast():
             teacher_outputs = self.teacher(pixel_values=weak)
-        theta = sample_strong_affine(weak.shape[0], size, self.args.strong_augmentation, weak.device)
-        warped_heatmaps = warp_images(teacher_outputs.heatmaps.float(), theta)
-        pseudo = self._pseudo_keypoints(teacher_outputs, theta, size) if self.args.ssl_mode == "semi" else None
-        strong = self._strong_pixels(weak, theta, pseudo)
-        outputs = model(pixel_values=torch.cat([inputs["pixel_values"], strong.to(inputs["pixel_values"].dtype)]))
+        pseudo = self._pseudo_keypoints(teacher_outputs) if self.args.ssl_mode == "semi" else None
+        strong = self.strong_view(weak, teacher_outputs.heatmaps, pseudo)
+        pixel_values = torch.cat([inputs["pixel_values"], strong.pixel_values.to(inputs["pixel_values"].dtype)])
+        outputs = model(pixel_values=pixel_values)
         labeled_outputs = select_images(outputs, slice(0, num_labeled))
         unlabeled_outputs = select_images(outputs, slice(num_labeled, None))
         terms = student.compute_loss(labeled_outputs, inputs["keypoints"], inputs.get("ignore_mask"))
-        frame = warped_frame_mask(theta, tuple(warped_heatmaps.shape[-2:]))
-        terms["consistency_loss"] = heatmap_consistency_loss(unlabeled_outputs.heatmaps, warped_heatmaps, frame)
+        terms["consistency_loss"] = heatmap_consistency_loss(
+            unlabeled_outputs.heatmaps, strong.teacher_heatmaps, strong.frame_mask
+        )
         loss = terms["loss"] + factor * self.args.consistency_weight * terms["consistency_loss"]
-        if pseudo is not None:
+        if strong.keypoints is not None:
             ignore = uncertain_region_mask(
-                warped_heatmaps, size, self.args.pseudo_ignore_threshold, self.args.pseudo_keypoint_threshold
+                strong.teacher_heatmaps, tuple(weak.shape[-2:]),
+                self.args.pseudo_ignore_threshold, self.args.pseudo_keypoint_threshold,
             )
-            pseudo_terms = student.compute_loss(unlabeled_outputs, pseudo, ignore)
+            pseudo_terms = student.compute_loss(unlabeled_outputs, strong.keypoints, ignore)
             terms.update({f"pseudo_{name}": value for name, value in pseudo_terms.items()})
-            terms["pseudo_people_per_image"] = (pseudo[..., 2] > 0).any(dim=-1).sum() / weak.shape[0]
+            terms["pseudo_people_per_image"] = (strong.keypoints[..., 2] > 0).any(dim=-1).sum() / weak.shape[0]
             loss = loss + factor * self.args.pseudo_label_weight * pseudo_terms["loss"]
         terms["unsupervised_weight_factor"] = torch.tensor(factor)
         return loss, terms, outputs
 
     @torch.no_grad()
-    def _pseudo_keypoints(self, teacher_outputs, theta: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """Teacher people on the weak view -> confident keypoints [B, M, K, 3] in strong-view pixels."""
+    def _pseudo_keypoints(self, teacher_outputs) -> torch.Tensor:
+        """Teacher people on the weak view -> confident keypoints [B, M, K, 3] in weak-view pixels."""
         decoded = self.teacher.decode(teacher_outputs)
         confident = select_confident_people(
             decoded, self.args.pseudo_person_threshold, self.args.pseudo_keypoint_threshold
@@ -176,20 +174,7 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
         kept = decoded.mask & (decoded.scores >= self.args.pseudo_person_threshold)
         if kept.any():
             self._record({"pseudo_mean_person_score": decoded.scores[kept].mean()})
-        return transform_keypoints(confident.float(), theta, size)
-
-    def _strong_pixels(self, weak: torch.Tensor, theta: torch.Tensor, pseudo: torch.Tensor | None) -> torch.Tensor:
-        augmentation = self.args.strong_augmentation
-        size = tuple(weak.shape[-2:])
-        strong = photometric_jitter(warp_images(weak.float(), theta), augmentation.color_jitter)
-        side = min(size)
-        if augmentation.cutout_holes > 0:
-            centers = random_cutout_centers(weak.shape[0], augmentation.cutout_holes, size, weak.device)
-            strong = cutout(strong, centers, int(augmentation.cutout_size * side))
-        if pseudo is not None and pseudo.shape[1] > 0 and augmentation.joint_cutout_probability > 0:
-            centers = joint_cutout_centers(pseudo, augmentation.joint_cutout_probability)
-            strong = cutout(strong, centers, int(augmentation.joint_cutout_size * side))
-        return strong
+        return confident
 
     def _record(self, terms: dict[str, torch.Tensor]) -> None:
         """Held until the optimizer step is known to be finite (a skipped step's terms are dropped)."""
@@ -356,14 +341,14 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
         if dataset is None:
             raise ValueError("evaluate() needs an eval_dataset of validation rows.")
         ground_truth = ground_truth_from_rows(dataset.remove_columns("image"), self.skeleton)
-        student_people = self._predict_people(self.accelerator.unwrap_model(self.model), dataset)
-        metrics = self._score(student_people, ground_truth, write_predictions=self.args.should_save)
+        student_estimates = self._pose_estimates(self.accelerator.unwrap_model(self.model), dataset)
+        metrics = self._score(student_estimates, ground_truth, write_predictions=self.args.should_save)
         if self.teacher is not None:
-            teacher_people = self._predict_people(self.teacher, dataset)
-            teacher_metrics = self._score(teacher_people, ground_truth, write_predictions=False)
+            teacher_estimates = self._pose_estimates(self.teacher, dataset)
+            teacher_metrics = self._score(teacher_estimates, ground_truth, write_predictions=False)
             metrics.update({f"teacher_{name}": value for name, value in teacher_metrics.items()})
             quality = pseudo_label_quality(
-                ground_truth, teacher_people, self.skeleton,
+                ground_truth, people_from_pose_estimates(*teacher_estimates), self.skeleton,
                 person_threshold=self.args.pseudo_person_threshold,
                 keypoint_threshold=self.args.pseudo_keypoint_threshold,
             )
@@ -374,38 +359,37 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
         self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
 
-    def _score(self, people, ground_truth, write_predictions: bool) -> dict[str, float]:
-        """OKS stats of one network's people (and how many images they cover)."""
+    def _score(self, estimates, ground_truth, write_predictions: bool) -> dict[str, float]:
+        """OKS stats of one network's pose estimates (and how many images they cover)."""
+        image_ids, pose_estimates = estimates
         evaluator = KeypointEvaluator(ground_truth, self.skeleton)
-        for image_id, keypoints, scores in people:
-            evaluator.add(image_id, keypoints, scores)
-        stats = {**evaluator.compute(), "num_images": len(people)}
+        add_pose_estimates(evaluator, image_ids, pose_estimates)
+        stats = {**evaluator.compute(), "num_images": len(image_ids)}
         if write_predictions:
             self._write_predictions(evaluator)
         return stats
 
     @torch.no_grad()
-    def _predict_people(self, model, dataset) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
-        """(image_id, keypoints [M, K, 3] with scores, person scores [M]) in original pixels, all ranks."""
+    def _pose_estimates(self, model, dataset) -> tuple[list[int], list[dict[str, torch.Tensor]]]:
+        """Image ids and their `post_process_pose_estimation` people (original pixels, on the CPU), all ranks."""
         loader = self._evaluation_loader(dataset)
         was_training = model.training
         model.eval()
-        people = []
+        found = []
         for batch in loader:
             with self.accelerator.autocast():
                 outputs = model(pixel_values=batch["pixel_values"])
             results = self.processing_class.post_process_pose_estimation(
                 model.decode(outputs), target_sizes=batch["target_sizes"]
             )
-            batch_people = [
-                (image_id, torch.cat([found["keypoints"], found["keypoint_scores"].unsqueeze(-1)], dim=-1).float().cpu(),
-                 found["scores"].float().cpu())
-                for image_id, found in zip(batch["image_ids"].tolist(), results)
+            batch_found = [
+                (image_id, {name: value.float().cpu() for name, value in people.items()})
+                for image_id, people in zip(batch["image_ids"].tolist(), results)
             ]
             # per batch, so the padding that evens out the last batch across ranks is dropped
-            people.extend(self.accelerator.gather_for_metrics(batch_people, use_gather_object=True))
+            found.extend(self.accelerator.gather_for_metrics(batch_found, use_gather_object=True))
         model.train(was_training)
-        return people
+        return [image_id for image_id, _ in found], [people for _, people in found]
 
     def _evaluation_loader(self, dataset) -> DataLoader:
         """The prepared (sharded) loader of `dataset`, built once: accelerate keeps every loader it prepares."""

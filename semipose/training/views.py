@@ -1,74 +1,127 @@
 """The strong view of an unlabeled batch, built on the device, and the geometry that ties it to the weak view.
 
-The student sees ``strong = cutout(photometric(warp(weak, theta)))`` while the teacher sees the weak
-view. ``theta`` is a per-image affine (rotation, scale, translation; no flip, so keypoint channels
-keep their meaning) stored as a ``[B, 3, 3]`` matrix acting on *normalized* coordinates
-(``grid_sample``'s ``align_corners=False`` convention, where pixel ``x`` of width ``W`` sits at
-``(2x + 1) / W - 1``). Normalized coordinates are the same at every resolution, so one ``theta``
-moves the input pixels, the stride-4 heatmaps and the keypoints consistently.
+`StrongView` is the one call of a semi-supervised step that makes it: the student sees
+``strong = cutout(jitter(warp(weak, theta)))`` while the teacher sees the weak view, and the
+teacher's heatmaps, its pseudo people and the frame mask are moved by the same ``theta``. ``theta``
+is a per-image affine (rotation, scale, translation; no flip, so keypoint channels keep their
+meaning) stored as a ``[B, 3, 3]`` matrix acting on *normalized* coordinates (``grid_sample``'s
+``align_corners=False`` convention, where pixel ``x`` of width ``W`` sits at ``(2x + 1) / W - 1``).
+Normalized coordinates are the same at every resolution, so one ``theta`` moves the input pixels,
+the stride-4 heatmaps and the keypoints consistently. (The data side's views are pixel-frame
+matrices instead, see `semipose.data.transforms`.) Jitter and cutouts are
+`semipose.data.pixel_augmentation.augment_pixels`, the labeled strong view's own pixel stage.
 
 Shapes: B images, C channels, K keypoints, M people, H x W pixels of the tensor at hand.
 
 Example:
 
 ```python
+>>> import dataclasses
 >>> import torch
->>> weak = torch.zeros(2, 3, 64, 64)
->>> theta = sample_strong_affine(2, (64, 64), StrongAugmentation())
->>> warp_images(weak, theta).shape
-torch.Size([2, 3, 64, 64])
+>>> from semipose.data.transforms import AugmentationConfig
+>>> strong_view = StrongView(dataclasses.replace(AugmentationConfig.strong(), flip_probability=0.0))
+>>> strong = strong_view(torch.zeros(2, 3, 64, 64), teacher_heatmaps=torch.zeros(2, 17, 16, 16))
+>>> strong.pixel_values.shape, strong.theta.shape, strong.frame_mask.shape
+(torch.Size([2, 3, 64, 64]), torch.Size([2, 3, 3]), torch.Size([2, 16, 16]))
 ```
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from ..data.transforms import pixel_to_normalized
+from ..data.pixel_augmentation import augment_pixels, draw_uniform
+from ..data.transforms import AugmentationConfig, pixel_to_normalized
 
 
 @dataclass(frozen=True)
-class StrongAugmentation:
-    """How far the strong view departs from the weak one.
+class StrongBatch:
+    """What `StrongView` returns: the student's input and everything moved into its frame.
 
-    Args:
-        max_rotation: degrees, uniform in `[-max_rotation, max_rotation]`.
-        scale_range: uniform scale factor range.
-        max_translation: fraction of the image size, uniform per axis.
-        color_jitter: strength of brightness, contrast and saturation jitter (0 disables).
-        cutout_holes: random rectangles filled with the mean color, per image.
-        cutout_size: side of a cutout rectangle as a fraction of the image side.
-        joint_cutout_probability: chance that each pseudo-labeled keypoint is hidden by a square.
-        joint_cutout_size: side of that square as a fraction of the image side.
+    Attributes:
+        pixel_values: `[B, 3, H, W]` float32 strong view of the weak images.
+        theta: `[B, 3, 3]` weak-view -> strong-view normalized coordinates.
+        teacher_heatmaps: `[B, K, h, w]` float32 teacher heatmaps moved into the strong view (the
+            consistency target; outside the weak frame 0).
+        frame_mask: `[B, h, w]` bool, True where the strong view's heatmap pixel comes from inside the weak frame.
+        keypoints: `[B, M, K, 3]` pseudo people in strong-view pixels (visibility 0 once outside the
+            frame), or None when none were given.
     """
 
-    max_rotation: float = 30.0
-    scale_range: tuple[float, float] = (0.75, 1.25)
-    max_translation: float = 0.1
-    color_jitter: float = 0.4
-    cutout_holes: int = 1
-    cutout_size: float = 0.25
-    joint_cutout_probability: float = 0.1
-    joint_cutout_size: float = 0.1
+    pixel_values: torch.Tensor
+    theta: torch.Tensor
+    teacher_heatmaps: torch.Tensor
+    frame_mask: torch.Tensor
+    keypoints: torch.Tensor | None = None
+
+
+class StrongView:
+    """Weak batch (+ teacher heatmaps and pseudo people) -> `StrongBatch`, with torch's global RNG.
+
+    Draws, in order: theta (rotation, scale, x shift, y shift; B each), then `augment_pixels`' jitter
+    factors, cutout centers and joint cutout choices (on the pseudo people, in strong-view pixels).
+
+    Args:
+        augmentation: the strengths (`SemiPoseTrainingArguments.strong_augmentation`); `flip_probability`
+            must be 0, since theta does not mirror (the heatmap channels would need swapping).
+        image_mean, image_std: the normalization of the weak pixel values.
+    """
+
+    def __init__(
+        self,
+        augmentation: AugmentationConfig,
+        image_mean: Sequence[float] = IMAGENET_DEFAULT_MEAN,
+        image_std: Sequence[float] = IMAGENET_DEFAULT_STD,
+    ):
+        if augmentation.flip_probability != 0:
+            raise ValueError(
+                "StrongView: expected flip_probability 0 (theta does not mirror, so the teacher's heatmap channels "
+                f"would need swapping), got {augmentation.flip_probability}."
+            )
+        self.augmentation = augmentation
+        self.image_mean, self.image_std = image_mean, image_std
+
+    def __call__(
+        self, pixel_values: torch.Tensor, teacher_heatmaps: torch.Tensor, keypoints: torch.Tensor | None = None
+    ) -> StrongBatch:
+        """The strong view of `pixel_values` [B, 3, H, W] (the weak view, normalized).
+
+        Args:
+            pixel_values: the weak unlabeled batch.
+            teacher_heatmaps: `[B, K, h, w]` the teacher's heatmaps on it.
+            keypoints: `[B, M, K, 3]` pseudo people in weak-view pixels, or None (consistency mode).
+        """
+        size = tuple(pixel_values.shape[-2:])
+        theta = sample_strong_affine(pixel_values.shape[0], size, self.augmentation, pixel_values.device)
+        heatmaps = warp_by_theta(teacher_heatmaps.float(), theta)
+        moved = None if keypoints is None else transform_keypoints_by_theta(keypoints.float(), theta, size)
+        warped = warp_by_theta(pixel_values.float(), theta)
+        strong = augment_pixels(warped, self.augmentation, moved, self.image_mean, self.image_std)
+        frame_mask = warped_frame_mask(theta, tuple(heatmaps.shape[-2:]))
+        return StrongBatch(strong, theta, heatmaps, frame_mask, moved)
 
 
 def sample_strong_affine(
     batch_size: int,
     image_size: tuple[int, int],
-    augmentation: StrongAugmentation,
+    augmentation: AugmentationConfig,
     device: torch.device | str = "cpu",
 ) -> torch.Tensor:
-    """Random per-image affines `theta` [B, 3, 3] mapping weak-view to strong-view normalized coordinates."""
+    """Random per-image affines `theta` [B, 3, 3] mapping weak-view to strong-view normalized coordinates.
+
+    Reads `max_rotation` (degrees), `scale_range` and `max_translation` (a fraction of each side); never flips.
+    """
     height, width = image_size
-    angle = _uniform(batch_size, -augmentation.max_rotation, augmentation.max_rotation, device) * math.pi / 180
-    scale = _uniform(batch_size, *augmentation.scale_range, device)
-    shift_x = _uniform(batch_size, -augmentation.max_translation, augmentation.max_translation, device) * width
-    shift_y = _uniform(batch_size, -augmentation.max_translation, augmentation.max_translation, device) * height
+    angle = draw_uniform(batch_size, -augmentation.max_rotation, augmentation.max_rotation, device) * math.pi / 180
+    scale = draw_uniform(batch_size, *augmentation.scale_range, device)
+    shift_x = draw_uniform(batch_size, -augmentation.max_translation, augmentation.max_translation, device) * width
+    shift_y = draw_uniform(batch_size, -augmentation.max_translation, augmentation.max_translation, device) * height
     center_x, center_y = (width - 1) / 2, (height - 1) / 2
     cos, sin = scale * torch.cos(angle), scale * torch.sin(angle)
     pixel_affine = torch.zeros(batch_size, 3, 3, device=device)
@@ -81,7 +134,7 @@ def sample_strong_affine(
     return to_normalized @ pixel_affine @ torch.linalg.inv(to_normalized)
 
 
-def warp_images(images: torch.Tensor, theta: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+def warp_by_theta(images: torch.Tensor, theta: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
     """Resample `images` [B, C, H, W] so that content at weak position p lands at `theta @ p`; outside is 0."""
     inverse = torch.linalg.inv(theta.float())[:, :2, :]
     grid = F.affine_grid(inverse, list(images.shape), align_corners=False)
@@ -91,10 +144,12 @@ def warp_images(images: torch.Tensor, theta: torch.Tensor, mode: str = "bilinear
 def warped_frame_mask(theta: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Bool [B, H, W]: pixels of the strong view that come from inside the weak view's frame."""
     ones = torch.ones(theta.shape[0], 1, *size, device=theta.device)
-    return warp_images(ones, theta, mode="nearest")[:, 0] > 0.5
+    return warp_by_theta(ones, theta, mode="nearest")[:, 0] > 0.5
 
 
-def transform_keypoints(keypoints: torch.Tensor, theta: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def transform_keypoints_by_theta(
+    keypoints: torch.Tensor, theta: torch.Tensor, size: tuple[int, int]
+) -> torch.Tensor:
     """Map keypoints [B, M, K, 3] (x, y, v) in pixels of a `size` (H, W) view through `theta`.
 
     Keypoints that leave the frame get visibility 0; coordinates of invisible keypoints are kept
@@ -109,39 +164,3 @@ def transform_keypoints(keypoints: torch.Tensor, theta: torch.Tensor, size: tupl
     inside &= (mapped[..., 1] >= -0.5) & (mapped[..., 1] < height - 0.5)
     visibility = torch.where(inside, keypoints[..., 2], torch.zeros_like(keypoints[..., 2]))
     return torch.cat([mapped, visibility.unsqueeze(-1)], dim=-1)
-
-
-def photometric_jitter(
-    pixel_values: torch.Tensor,
-    strength: float,
-    mean: tuple[float, ...] = IMAGENET_DEFAULT_MEAN,
-    std: tuple[float, ...] = IMAGENET_DEFAULT_STD,
-) -> torch.Tensor:
-    """Per-image random brightness, contrast and saturation on normalized images [B, 3, H, W]."""
-    if strength <= 0:
-        return pixel_values
-    batch = pixel_values.shape[0]
-    device = pixel_values.device
-    mean_t = torch.tensor(mean, device=device, dtype=pixel_values.dtype).view(1, 3, 1, 1)
-    std_t = torch.tensor(std, device=device, dtype=pixel_values.dtype).view(1, 3, 1, 1)
-    rgb = pixel_values * std_t + mean_t
-    brightness, contrast, saturation = (
-        _uniform(batch, 1 - strength, 1 + strength, device).view(batch, 1, 1, 1) for _ in range(3)
-    )
-    rgb = rgb * brightness
-    gray = (0.299 * rgb[:, 0] + 0.587 * rgb[:, 1] + 0.114 * rgb[:, 2]).unsqueeze(1)
-    rgb = (rgb - gray.mean(dim=(2, 3), keepdim=True)) * contrast + gray.mean(dim=(2, 3), keepdim=True)
-    gray = (0.299 * rgb[:, 0] + 0.587 * rgb[:, 1] + 0.114 * rgb[:, 2]).unsqueeze(1)
-    rgb = (rgb - gray) * saturation + gray
-    return (rgb.clamp(0, 1) - mean_t) / std_t
-
-
-def random_cutout_centers(batch_size: int, holes: int, size: tuple[int, int], device) -> torch.Tensor:
-    """Uniform random centers [B, holes, 2] inside an image of `size` (H, W)."""
-    height, width = size
-    scale = torch.tensor([width, height], device=device, dtype=torch.float32)
-    return torch.rand(batch_size, holes, 2, device=device) * scale
-
-
-def _uniform(n: int, low: float, high: float, device) -> torch.Tensor:
-    return torch.rand(n, device=device) * (high - low) + low

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from semipose.data.collator import PoseDataCollator
+from semipose.data.collator import EvaluationCollator, PoseDataCollator
 from semipose.data.dataset_folder import load_pose_dataset, prepare_dataset_folder
 from semipose.data.semi_supervised import SemiSupervisedCollator, SemiSupervisedDataset
 from semipose.data.transforms import AugmentationConfig, LabeledTransform, UnlabeledTransform
@@ -30,7 +30,6 @@ from semipose.data.unreadable import (
 from semipose.modeling import CenterOffsetConfig, CenterOffsetForPoseEstimation, PoseImageProcessor
 from semipose.training import SemiPoseTrainer, SemiPoseTrainingArguments
 from semipose.training.data_health import TooManyUnreadableImagesError, UnreadableImageMonitor, num_training_images
-from semipose.training.evaluation_data import EvaluationCollator
 from semipose.training.seeded_samples import SeededSamples
 
 SIZE = 64

@@ -215,6 +215,13 @@ def test_truncated_image_is_caught_when_decoding(tmp_path, coco_fixture_dir):
         read_coco_keypoints(annotation_file, folder, decode_images=True, show_progress=False)
 
 
+def test_image_too_large_for_pil_is_refused_as_unreadable(monkeypatch, coco_fixture_dir):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 640 x 425 is over twice that: DecompressionBombError
+    expected = r"image id 785: image file .*000000000785.jpg is not a readable image"
+    with pytest.raises(ValueError, match=expected):
+        read_coco_keypoints(coco_fixture_dir / "test_coco.json", coco_fixture_dir, show_progress=False)
+
+
 def test_keypoint_names_must_match_the_skeleton(coco_fixture_dir):
     expected = r"category id 1: lists 17 keypoint names, expected 14 .*'crowdpose'"
     with pytest.raises(ValueError, match=expected):

@@ -19,7 +19,7 @@ from semipose.data.transforms import (
     View,
     ignore_region_mask,
     sample_view,
-    transform_keypoints,
+    transform_keypoints_by_view,
     view_matrix,
 )
 from semipose.skeletons import get_skeleton
@@ -115,8 +115,8 @@ def test_flip_mirrors_about_the_input_center_and_swaps_left_and_right_channels()
     keypoints = torch.from_numpy(labeled_keypoints(dot_positions()))
     plain_view = View(view_matrix((HEIGHT, WIDTH), SIZE), flipped=False)
     flipped_view = View(view_matrix((HEIGHT, WIDTH), SIZE, flipped=True), flipped=True)
-    plain = transform_keypoints(keypoints, plain_view, SIZE, COCO.flip_index)
-    mirrored = transform_keypoints(keypoints, flipped_view, SIZE, COCO.flip_index)
+    plain = transform_keypoints_by_view(keypoints, plain_view, SIZE, COCO.flip_index)
+    mirrored = transform_keypoints_by_view(keypoints, flipped_view, SIZE, COCO.flip_index)
     left_eye, right_eye = (COCO.keypoint_names.index(name) for name in ("left_eye", "right_eye"))
     assert torch.allclose(mirrored[:, left_eye, 0], SIZE - 1 - plain[:, right_eye, 0], atol=1e-5)
     expected = plain[:, list(COCO.flip_index)].clone()

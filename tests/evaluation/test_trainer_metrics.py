@@ -1,8 +1,6 @@
-"""Trainer helpers: post-processed poses into the evaluator, prefixed metrics, saved files."""
+"""Trainer helpers: post-processed poses into the evaluator and into pseudo-label people, prefixed metrics."""
 
 from __future__ import annotations
-
-import json
 
 import numpy as np
 import pytest
@@ -11,8 +9,8 @@ import torch
 from semipose.evaluation import KeypointEvaluator
 from semipose.evaluation.trainer_metrics import (
     add_pose_estimates,
+    people_from_pose_estimates,
     prefixed_metrics,
-    save_evaluation,
 )
 
 
@@ -40,10 +38,10 @@ def test_prefixed_metrics_follow_the_trainer_convention():
     assert prefixed_metrics({"AP": 1}, "test") == {"test_AP": 1.0}
 
 
-def test_save_evaluation_writes_results_next_to_metrics(tmp_path):
-    results = [{"image_id": 1, "category_id": 1, "keypoints": [1.0, 2.0, 0.5] * 17, "score": 0.7}]
-    results_file, metrics_file = save_evaluation(tmp_path / "out", {"eval_AP": 0.25}, results)
-    assert results_file == tmp_path / "out" / "eval_keypoint_results.json"
-    assert metrics_file.parent == results_file.parent
-    assert json.loads(results_file.read_text()) == results
-    assert json.loads(metrics_file.read_text()) == {"eval_AP": 0.25}
+def test_people_from_pose_estimates_are_what_pseudo_label_quality_reads():
+    estimate = {"keypoints": torch.tensor([[[1.0, 2.0], [3.0, 4.0]]]), "keypoint_scores": torch.tensor([[0.5, 0.25]]),
+                "scores": torch.tensor([0.75])}
+    [(image_id, keypoints, scores)] = people_from_pose_estimates([7], [estimate])
+    assert image_id == 7 and keypoints.tolist() == [[[1.0, 2.0, 0.5], [3.0, 4.0, 0.25]]] and scores.tolist() == [0.75]
+    with pytest.raises(ValueError, match="one image id per pose estimate, got 2 ids and 1 estimates"):
+        people_from_pose_estimates([7, 8], [estimate])

@@ -1,15 +1,20 @@
 """PoseImageProcessor: resize / pad / normalize, decoding dispatch, mapping back to original pixels, COCO json."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from semipose.modeling import (
+    AssociativeEmbeddingConfig,
     AssociativeEmbeddingOutput,
+    CenterOffsetConfig,
     CenterOffsetOutput,
     DecodedPoses,
     PoseImageProcessor,
+    check_decoding_settings,
     to_coco_results,
 )
 from semipose.modeling.codec_center_offset import encode_center_offset_targets, decode_center_offset
@@ -103,3 +108,14 @@ def test_to_coco_results_flattens_keypoints_with_scores():
     ]
     with pytest.raises(ValueError, match="image_ids: expected 2 ids"):
         to_coco_results(predictions, image_ids=[785])
+
+
+def test_decoding_settings_must_match_the_model_config():
+    grouping = AssociativeEmbeddingConfig(skeleton="coco")
+    check_decoding_settings(PoseImageProcessor(grouping_order=grouping.grouping_order), grouping)
+    index_order = re.escape(f"grouping_order={list(range(17))} but the model config has {grouping.grouping_order}")
+    with pytest.raises(ValueError, match=index_order):
+        check_decoding_settings(PoseImageProcessor(), grouping)  # None: index order, not COCO's
+    with pytest.raises(ValueError, match=r"output_stride=4 but the model config has 2"):
+        check_decoding_settings(PoseImageProcessor(), CenterOffsetConfig(output_stride=2))
+    check_decoding_settings(PoseImageProcessor(grouping_order=list(range(17))[::-1]), CenterOffsetConfig())  # unused

@@ -2,13 +2,13 @@ import pytest
 import torch
 
 from semipose.training.consistency import heatmap_consistency_loss
-from semipose.training.views import warp_images, warped_frame_mask
+from semipose.training.views import warp_by_theta, warped_frame_mask
 
 
 def test_zero_when_student_equals_teacher_under_identity_theta():
     heatmaps = torch.rand(2, 17, 16, 16)
     theta = torch.eye(3).expand(2, 3, 3)
-    target = warp_images(heatmaps, theta)
+    target = warp_by_theta(heatmaps, theta)
     loss = heatmap_consistency_loss(heatmaps, target, warped_frame_mask(theta, (16, 16)))
     assert loss.item() == pytest.approx(0.0, abs=1e-10)
 

@@ -5,6 +5,8 @@ import torch
 from transformers import TrainerCallback
 
 from semipose.modeling import MODEL_FAMILIES as FAMILIES
+from semipose.modeling import AssociativeEmbeddingConfig, AssociativeEmbeddingForPoseEstimation, PoseImageProcessor
+from semipose.training import SemiPoseTrainer, SemiPoseTrainingArguments
 from tiny_training import make_trainer
 
 
@@ -61,3 +63,12 @@ class _CaptureTeacherAtStart(TrainerCallback):
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.store.update({name: value.clone() for name, value in self.trainer.teacher.state_dict().items()})
+
+
+def test_trainer_refuses_a_processor_that_decodes_otherwise_than_the_model(tmp_path):
+    model = AssociativeEmbeddingForPoseEstimation(
+        AssociativeEmbeddingConfig(backbone="regnetx_002", neck_channels=16, skeleton="crowdpose")
+    )
+    args = SemiPoseTrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    with pytest.raises(ValueError, match=r"grouping_order=\[0, 1, 2, .*\] but the model config has \[12, 13, 0, 1,"):
+        SemiPoseTrainer(model=model, args=args, processing_class=PoseImageProcessor(size=64))
