@@ -14,8 +14,8 @@ Rows come from the real COCO fixture (tests/fixtures/coco: four val2017 images o
 Usage:
 
 ```bash
-python benchmarks/bench_data.py                # full run, about a minute on 2 cores
-python benchmarks/bench_data.py --images 64    # quick check
+python -m benchmarks.bench_data                # full run, about a minute on 2 cores
+python -m benchmarks.bench_data --images 64    # quick check
 ```
 """
 
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -35,20 +34,17 @@ import torch
 import torchvision
 from torch.utils.data import DataLoader
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from machine_info import machine_info  # noqa: E402
-
-from semipose.data.coco_format import pose_features, read_coco_keypoints  # noqa: E402
-from semipose.data.collator import PoseDataCollator  # noqa: E402
-from semipose.data.synthetic import SyntheticConfig, generate_scene  # noqa: E402
-from semipose.data.transforms import (  # noqa: E402
+from benchmarks.machine_info import machine_info
+from semipose.data.coco_format import pose_features, read_coco_keypoints
+from semipose.data.collator import PoseDataCollator
+from semipose.data.synthetic import SyntheticConfig, generate_scene
+from semipose.data.transforms import (
     AugmentationConfig,
     LabeledTransform,
     UnlabeledTransform,
 )
 
+REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "coco"
 RESULTS = REPO / "benchmarks" / "results" / "bench_data.json"
 INPUT_SIZES = (256, 128)

@@ -23,8 +23,8 @@ versions.
 Usage:
 
 ```bash
-python benchmarks/bench_models.py                      # regnetx_002 and resnet50, a few minutes on 2 cores
-python benchmarks/bench_models.py --backbones regnetx_002 --repeats 2   # quick check
+python -m benchmarks.bench_models                      # regnetx_002 and resnet50, a few minutes on 2 cores
+python -m benchmarks.bench_models --backbones regnetx_002 --repeats 2   # quick check
 ```
 """
 
@@ -34,7 +34,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -43,12 +42,8 @@ import timm
 import torch
 import transformers
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from machine_info import machine_info  # noqa: E402
-
-from semipose.modeling import (  # noqa: E402
+from benchmarks.machine_info import machine_info
+from semipose.modeling import (
     AssociativeEmbeddingConfig,
     AssociativeEmbeddingForPoseEstimation,
     AssociativeEmbeddingOutput,
@@ -57,10 +52,11 @@ from semipose.modeling import (  # noqa: E402
     CenterOffsetOutput,
     PoseImageProcessor,
 )
-from semipose.modeling.codec_associative_embedding import encode_associative_embedding_targets  # noqa: E402
-from semipose.modeling.codec_center_offset import encode_center_offset_targets  # noqa: E402
-from semipose.modeling.codec_common import render_gaussian_heatmaps  # noqa: E402
+from semipose.modeling.codec_associative_embedding import encode_associative_embedding_targets
+from semipose.modeling.codec_center_offset import encode_center_offset_targets
+from semipose.modeling.codec_common import render_gaussian_heatmaps
 
+REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "bench_models.json"
 FAMILIES = {
     "associative_embedding": (AssociativeEmbeddingConfig, AssociativeEmbeddingForPoseEstimation),

@@ -21,8 +21,8 @@ confident people; the JSON records how many pseudo people per image the timed st
 Usage:
 
 ```bash
-python benchmarks/bench_speed.py --cache_dir /tmp/semicache           # a few minutes on 2 cores
-python benchmarks/bench_speed.py --cache_dir /tmp/semicache --quick   # fewer repeats, no memory run
+python -m benchmarks.bench_speed --cache_dir /tmp/semicache           # a few minutes on 2 cores
+python -m benchmarks.bench_speed --cache_dir /tmp/semicache --quick   # fewer repeats, no memory run
 ```
 """
 
@@ -33,7 +33,6 @@ import json
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -44,27 +43,21 @@ from pathlib import Path
 import psutil
 import transformers
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "examples"))
-
-from machine_info import machine_info  # noqa: E402
-from run_semi_pose import (  # noqa: E402
+from benchmarks.machine_info import machine_info
+from semipose.data.collator import PoseDataCollator
+from semipose.training import SemiPoseTrainer, SemiPoseTrainingArguments
+from semipose.training.ema import build_teacher, update_teacher
+from semipose.training.recipe import (
     DEFAULT_TRAINING_ARGUMENTS,
     DataArguments,
     ModelArguments,
+    build_image_processor,
     build_model,
-    dataset_folder,
+    build_trainer,
+    build_training_data,
 )
 
-from semipose.data.collator import PoseDataCollator  # noqa: E402
-from semipose.data.dataset_folder import load_pose_dataset, read_dataset_metadata  # noqa: E402
-from semipose.data.semi_supervised import SemiSupervisedCollator, SemiSupervisedDataset  # noqa: E402
-from semipose.data.transforms import AugmentationConfig, LabeledTransform, UnlabeledTransform  # noqa: E402
-from semipose.modeling import PoseImageProcessor  # noqa: E402
-from semipose.training import SemiPoseTrainer, SemiPoseTrainingArguments  # noqa: E402
-from semipose.training.ema import build_teacher, update_teacher  # noqa: E402
-
+REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "bench_speed.json"
 TARGETS = {"semi_over_supervised_step": 1.25, "pseudo_label_share": 0.05,
            "pipeline_over_training_images_per_second": 2.0, "main_job_peak_rss_gib": 3.0}
@@ -99,26 +92,15 @@ class StepTimers:
         return step
 
 
-def build_trainer(cache_dir: str, output_dir: str) -> SemiPoseTrainer:
+def build_semi_trainer(cache_dir: str, output_dir: str) -> SemiPoseTrainer:
     """The default main job's semi trainer, with the teacher built and the unsupervised weight at 1."""
     model_args, data_args = ModelArguments(), DataArguments(cache_dir=cache_dir)
     arguments = {**DEFAULT_TRAINING_ARGUMENTS, "output_dir": output_dir, "report_to": "none",
                  "eval_strategy": "no"}
     training_args = SemiPoseTrainingArguments(**arguments)
-    folder = dataset_folder(data_args, training_args)
-    skeleton = read_dataset_metadata(folder)["skeleton"]
-    split = lambda name: load_pose_dataset(folder, data_args.dataset_config, name)  # noqa: E731
-    augmentation = getattr(AugmentationConfig, data_args.labeled_augmentation)()
-    labeled = split("labeled").with_transform(LabeledTransform(model_args.input_size, augmentation, skeleton=skeleton))
-    unlabeled = split("unlabeled").with_transform(UnlabeledTransform(model_args.input_size))
-    model = build_model(model_args, skeleton)
-    trainer = SemiPoseTrainer(
-        model=model, args=training_args, skeleton=skeleton,
-        train_dataset=SemiSupervisedDataset(labeled, unlabeled, training_args.unlabeled_ratio),
-        data_collator=SemiSupervisedCollator(PoseDataCollator(), PoseDataCollator()),
-        processing_class=PoseImageProcessor(size=model_args.input_size, output_stride=model_args.output_stride,
-                                            grouping_order=model.config.grouping_order),
-    )
+    data = build_training_data(model_args, data_args, training_args)
+    model = build_model(model_args, data.skeleton, seed=training_args.seed)
+    trainer = build_trainer(model, build_image_processor(model_args, model.config), data, data_args, training_args)
     trainer.state.max_steps = training_args.max_steps
     trainer.state.global_step = training_args.max_steps - 1  # past burn-in and ramp-up: factor 1
     trainer.current_gradient_accumulation_steps = 1  # set by Trainer's loop, which this benchmark bypasses
@@ -144,7 +126,7 @@ def instrument(trainer: SemiPoseTrainer) -> StepTimers:
     timers.wrap(trainer, "compute_loss", "compute_loss")
     timers.wrap(trainer.teacher, "forward", "teacher_forward")
     timers.wrap(trainer, "_pseudo_keypoints", "pseudo_labels")
-    timers.wrap(trainer, "_strong_pixels", "strong_view")
+    timers.wrap(trainer, "strong_view", "strong_view")
     return timers
 
 
@@ -281,7 +263,7 @@ def main() -> None:
         args.warmup, args.repeats, args.pipeline_batches, args.main_job_steps = 3, 8, 10, 0
     machine = machine_info(transformers)
     with tempfile.TemporaryDirectory() as output_dir:
-        trainer = build_trainer(args.cache_dir, output_dir)
+        trainer = build_semi_trainer(args.cache_dir, output_dir)
         timers = instrument(trainer)
         steps = measure_steps(trainer, timers, args.warmup, args.repeats)
         # An untrained teacher finds few confident people: repeat with every decoded person kept,

@@ -30,8 +30,8 @@ Targets at 5% labels, mean over seeds: `semi` - best `supervised` >= +5 AP, `sem
 Usage:
 
 ```bash
-python benchmarks/bench_ssl.py            # 2 families x (5%, 10%) x 4 variants x 2 seeds + ceilings: 36 runs
-python benchmarks/bench_ssl.py --quick    # one family, 5% labels, one seed, fewer steps: a smoke check
+python -m benchmarks.bench_ssl            # 2 families x (5%, 10%) x 4 variants x 2 seeds + ceilings: 36 runs
+python -m benchmarks.bench_ssl --quick    # one family, 5% labels, one seed, fewer steps: a smoke check
 ```
 """
 
@@ -57,16 +57,14 @@ import transformers
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "benchmarks"))
-sys.path.insert(0, str(REPO / "examples"))
-from machine_info import machine_info  # noqa: E402
-from run_semi_pose import DataArguments, dataset_folder  # noqa: E402
-
+from benchmarks.machine_info import machine_info  # noqa: E402
 from semipose.data.dataset_folder import load_pose_dataset, read_dataset_metadata  # noqa: E402
 from semipose.evaluation import ground_truth_from_rows  # noqa: E402
 from semipose.evaluation.pseudo_label_quality import pseudo_label_quality  # noqa: E402
 from semipose.training import SemiPoseTrainingArguments  # noqa: E402
+from semipose.training.recipe import DataArguments, resolve_dataset_folder  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
 
 LABEL_PERCENT = {"ratio_1": 1, "ratio_5": 5, "ratio_10": 10, "full": 100}
 MODES = ("supervised", "consistency", "semi")
@@ -293,7 +291,7 @@ def main() -> None:
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench_ssl_") as work_dir:
         # Generate the main job's synthetic dataset once, before the runs could race to write it.
-        dataset_folder(DataArguments(cache_dir=args.cache_dir), SemiPoseTrainingArguments(output_dir=work_dir))
+        resolve_dataset_folder(DataArguments(cache_dir=args.cache_dir), SemiPoseTrainingArguments(output_dir=work_dir))
         with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
             runs = list(pool.map(lambda cell: run_cell(cell, steps, args.cache_dir, Path(work_dir)), cells))
     total_minutes = (time.perf_counter() - start) / 60

@@ -1,22 +1,14 @@
 """bench_ssl's arithmetic: which supervised baseline counts, and the gaps the README reports."""
 
-import importlib.util
-import sys
+import importlib
 from dataclasses import asdict
-from pathlib import Path
 
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 @pytest.fixture(scope="module")
 def bench_ssl():
-    spec = importlib.util.spec_from_file_location("bench_ssl", BENCHMARKS / "bench_ssl.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_ssl"] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module("benchmarks.bench_ssl")
 
 
 def fake_run(bench_ssl, family, config, mode, augmentation, seed, ap):

@@ -4,6 +4,7 @@ a fixed order, and the augmentation of each item is seeded by (seed, epoch, inde
 the second run is bit-identical even when it loads its data in a worker process."""
 
 import json
+import runpy
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from safetensors.torch import load_file
 from semipose.data.synthetic import SyntheticConfig, prepare_synthetic_dataset
 from tiny_training import assert_identical, make_trainer, training_logs
 
+MAIN_JOB = Path(__file__).resolve().parents[2] / "examples" / "run_semi_pose.py"
 SMALL_SYNTHETIC = SyntheticConfig(
     image_size=64, people=(1, 2), height_range=(0.5, 0.95), clutter=0.3, skeleton="crowdpose",
     num_train=20, num_val=4, seed=5,
@@ -66,9 +68,7 @@ def test_same_seed_gives_the_same_losses_and_metrics(tiny_dataset_dir, tmp_path)
 
 def test_main_job_builds_the_same_network_from_the_same_seed(tmp_path, monkeypatch):
     """The main job seeds before it builds the model (the Trainer seeds only later, in its constructor)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
-    import run_semi_pose
-
+    main_job = runpy.run_path(str(MAIN_JOB))["main"]  # the script users run, loaded as a file
     weights = []
     for run in ("first", "second"):
         monkeypatch.setattr(sys, "argv", [
@@ -78,7 +78,7 @@ def test_main_job_builds_the_same_network_from_the_same_seed(tmp_path, monkeypat
             "--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none",
             "--dataloader_num_workers", "0", "--neck_channels", "16", "--seed", "3",
         ])
-        run_semi_pose.main()
+        main_job()
         weights.append(load_file(tmp_path / run / "model.safetensors"))
     assert weights[0].keys() == weights[1].keys()
     for name, tensor in weights[0].items():

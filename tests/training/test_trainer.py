@@ -4,10 +4,14 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
+from semipose.data.unreadable import UNREADABLE_KEY
 from semipose.modeling import MODEL_FAMILIES as FAMILIES
 from semipose.modeling import AssociativeEmbeddingConfig, AssociativeEmbeddingForPoseEstimation, PoseImageProcessor
 from semipose.training import SemiPoseTrainer, SemiPoseTrainingArguments
+from semipose.training.ema import build_teacher
 from tiny_training import make_trainer
+
+NUM_VALIDATION_IMAGES = 8  # tests/training/conftest.py: TINY_SYNTHETIC.num_val
 
 
 def _logged(trainer, name):
@@ -30,9 +34,53 @@ def test_tiny_run_logs_finite_terms_for_every_mode(tiny_dataset_dir, tmp_path, f
         assert values and all(math.isfinite(value) for value in values), name
     assert (trainer.teacher is None) == (ssl_mode == "supervised")
     metrics = trainer.evaluate()
-    assert 0.0 <= metrics["eval_AP"] <= 1.0 or metrics["eval_AP"] == -1
+    assert metrics["eval_num_images"] == NUM_VALIDATION_IMAGES  # every validation image scored, once
     if ssl_mode != "supervised":
         assert {"eval_teacher_AP", "eval_pseudo_precision", "eval_pseudo_recall"} <= set(metrics)
+        assert metrics["eval_teacher_num_images"] == NUM_VALIDATION_IMAGES
+
+
+def _ground_truth_estimates(trainer, shift_x: float = 0.0):
+    """What a perfect network would find: every validation person at its labeled keypoints, score 1
+    (optionally shifted by `shift_x` pixels), as `SemiPoseTrainer._pose_estimates` returns them."""
+    image_ids, estimates = [], []
+    for row in trainer.eval_dataset.remove_columns("image"):
+        keypoints = torch.tensor(row["keypoints"], dtype=torch.float32).reshape(-1, trainer.model.config.num_keypoints, 3)
+        image_ids.append(row["image_id"])
+        estimates.append({"keypoints": keypoints[..., :2] + torch.tensor([shift_x, 0.0]),
+                          "keypoint_scores": (keypoints[..., 2] > 0).float(), "scores": torch.ones(keypoints.shape[0])})
+    return image_ids, estimates
+
+
+def test_evaluation_scores_perfect_people_at_ap_one_and_displaced_people_lower(tiny_dataset_dir, tmp_path, monkeypatch):
+    trainer = make_trainer(tiny_dataset_dir, tmp_path, ssl_mode="semi")
+    trainer.teacher = build_teacher(trainer.model)
+    monkeypatch.setattr(trainer, "_pose_estimates", lambda model, dataset: _ground_truth_estimates(trainer))
+    metrics = trainer.evaluate()
+    assert metrics["eval_AP"] == metrics["eval_teacher_AP"] == 1.0
+    assert metrics["eval_pseudo_precision"] == metrics["eval_pseudo_recall"] == 1.0
+
+    monkeypatch.setattr(trainer, "_pose_estimates", lambda model, dataset: _ground_truth_estimates(trainer, 4.0))
+    assert trainer.evaluate()["eval_AP"] < 1.0  # 4 px off on 64 px images
+
+
+def test_semi_with_both_unsupervised_weights_at_zero_is_exactly_the_supervised_loss(tiny_dataset_dir, tmp_path):
+    trainer = make_trainer(tiny_dataset_dir, tmp_path, ssl_mode="semi", burn_in_steps=0,
+                           consistency_weight=0.0, pseudo_label_weight=0.0)
+    trainer.teacher = build_teacher(trainer.model)
+    trainer.teacher.config.center_threshold = 0.0  # a random-init teacher finds people only if every candidate counts
+    batch = trainer.data_collator([trainer.train_dataset[index] for index in range(2)])
+    batch.pop(UNREADABLE_KEY)
+    student = trainer.model.eval()  # BatchNorm on running statistics: a labeled image's outputs ignore its batch mates
+    supervised = student.compute_loss(student(pixel_values=batch["pixel_values"]), batch["keypoints"], batch["ignore_mask"])
+
+    semi = trainer.compute_loss(student, batch)
+    terms = trainer._step_terms[-1]
+    assert terms["unsupervised_weight_factor"] == 1.0  # past burn-in, no ramp: the unsupervised terms are on
+    assert terms["consistency_loss"] > 0 and terms["pseudo_loss"] > 0 and terms["pseudo_people_per_image"] > 0
+    assert torch.equal(semi, supervised["loss"])
+    trainer.args.consistency_weight = 1.0
+    assert not torch.equal(trainer.compute_loss(student, batch), supervised["loss"])  # the comparison can fail
 
 
 def test_teacher_is_built_at_burn_in_end_and_follows_the_ema(tiny_dataset_dir, tmp_path):
@@ -41,6 +89,39 @@ def test_teacher_is_built_at_burn_in_end_and_follows_the_ema(tiny_dataset_dir, t
     student = trainer.model.state_dict()
     teacher = trainer.teacher.state_dict()
     assert all(torch.equal(student[name], teacher[name]) for name in student)  # copied at step 3, no EMA yet
+
+
+def test_after_burn_in_each_step_moves_the_teacher_by_the_ema(tiny_dataset_dir, tmp_path):
+    """teacher_n = d * teacher_(n-1) + (1 - d) * student_n for parameters and float buffers (BatchNorm statistics);
+    integer buffers (num_batches_tracked) are the student's."""
+    trainer = make_trainer(tiny_dataset_dir, tmp_path, ssl_mode="consistency", max_steps=5, burn_in_steps=3,
+                           ema_decay=0.9)
+    states = {}
+    trainer.add_callback(_CaptureStatesAtStepEnd(trainer, states))  # after the teacher's callback: sees the update
+    trainer.train()
+    assert sorted(states) == [1, 2, 3, 4, 5] and states[2][1] is None
+    student, teacher = states[3]
+    assert all(torch.equal(student[name], teacher[name]) for name in student)  # born at step 3
+    for step in (4, 5):
+        student, teacher = states[step]
+        previous_teacher = states[step - 1][1]
+        for name, value in teacher.items():
+            if value.is_floating_point():
+                expected = 0.9 * previous_teacher[name] + 0.1 * student[name]
+                torch.testing.assert_close(value, expected, rtol=1e-6, atol=1e-7, msg=f"step {step}: {name}")
+            else:
+                assert torch.equal(value, student[name]), f"step {step}: {name}"
+        assert not torch.equal(teacher["backbone.body.stem.conv.weight"], student["backbone.body.stem.conv.weight"])
+
+
+class _CaptureStatesAtStepEnd(TrainerCallback):
+    def __init__(self, trainer, store):
+        self.trainer, self.store = trainer, store
+
+    def on_step_end(self, args, state, control, **kwargs):
+        clone = lambda module: {name: value.clone() for name, value in module.state_dict().items()}  # noqa: E731
+        teacher = None if self.trainer.teacher is None else clone(self.trainer.teacher)
+        self.store[state.global_step] = (clone(self.trainer.model), teacher)
 
 
 def test_resume_restores_teacher_and_step(tiny_dataset_dir, tmp_path):

@@ -1,41 +1,33 @@
-"""`make_trainer`: the tiny training run (synthetic 64 px CrowdPose data, regnetx_002) the training tests share."""
+"""`make_trainer`: the main job's trainer (`semipose.training.recipe`) on a tiny network (regnetx_002, 16 neck
+channels, 64 px input) over a synthetic CrowdPose dataset folder, shared by the training tests."""
 
 import torch
 
-from semipose.data.collator import PoseDataCollator
-from semipose.data.dataset_folder import load_pose_dataset
-from semipose.data.semi_supervised import SemiSupervisedCollator, SemiSupervisedDataset
-from semipose.data.transforms import AugmentationConfig, LabeledTransform, UnlabeledTransform
-from semipose.modeling import MODEL_FAMILIES as FAMILIES
-from semipose.modeling import PoseImageProcessor
-from semipose.training import SemiPoseTrainer, SemiPoseTrainingArguments
-
-INPUT_SIZE = 64
+from semipose.training import SemiPoseTrainingArguments
+from semipose.training.recipe import (
+    DataArguments,
+    ModelArguments,
+    build_image_processor,
+    build_model,
+    build_trainer,
+    build_training_data,
+)
 
 
 def make_trainer(dataset_dir, output_dir, *, family="center_offset", ssl_mode="semi", seed=0, **arguments):
-    config_class, model_class = FAMILIES[family]
-    torch.manual_seed(seed)
-    model = model_class(config_class(backbone="regnetx_002", neck_channels=16, skeleton="crowdpose"))
-    labeled = load_pose_dataset(dataset_dir, "ratio_10", "labeled", cache_dir=output_dir / "hf_cache")
-    labeled = labeled.with_transform(LabeledTransform(INPUT_SIZE, AugmentationConfig.light(), skeleton="crowdpose"))
-    train_dataset, collator = labeled, PoseDataCollator()
-    if ssl_mode != "supervised":
-        unlabeled = load_pose_dataset(dataset_dir, "ratio_10", "unlabeled", cache_dir=output_dir / "hf_cache")
-        train_dataset = SemiSupervisedDataset(labeled, unlabeled.with_transform(UnlabeledTransform(INPUT_SIZE)))
-        collator = SemiSupervisedCollator(PoseDataCollator(), PoseDataCollator())
+    model_args = ModelArguments(model_family=family, neck_channels=16)
+    data_args = DataArguments(dataset_dir=str(dataset_dir), dataset_config="ratio_10",
+                              datasets_cache_dir=str(output_dir / "hf_cache"))
     defaults = dict(
         output_dir=str(output_dir), ssl_mode=ssl_mode, max_steps=4, burn_in_steps=2, ramp_up_ratio=0.0,
         per_device_train_batch_size=2, per_device_eval_batch_size=4, learning_rate=1e-3, logging_steps=1,
         save_strategy="no", report_to="none", seed=seed, use_cpu=True, dataloader_num_workers=0,
         pseudo_person_threshold=0.0, pseudo_keypoint_threshold=0.0,
     )
-    args = SemiPoseTrainingArguments(**{**defaults, **arguments})
-    return SemiPoseTrainer(
-        model=model, args=args, train_dataset=train_dataset, data_collator=collator,
-        eval_dataset=load_pose_dataset(dataset_dir, "ratio_10", "validation", cache_dir=output_dir / "hf_cache"),
-        processing_class=PoseImageProcessor(size=INPUT_SIZE, output_stride=4, grouping_order=model.config.grouping_order),
-    )
+    training_args = SemiPoseTrainingArguments(**{**defaults, **arguments})
+    data = build_training_data(model_args, data_args, training_args)
+    model = build_model(model_args, data.skeleton, seed=seed)
+    return build_trainer(model, build_image_processor(model_args, model.config), data, data_args, training_args)
 
 
 def assert_identical(actual, expected, path: str = "state") -> None:

@@ -1,0 +1,255 @@
+"""The main job's recipe: its arguments, and the data, model, image processor and trainer they describe.
+
+`examples/run_semi_pose.py` tells the story of one run (arguments, data, model, trainer, train,
+evaluate, save) by calling these functions; the benchmarks and the training tests build their
+trainers here too, so they time and test the pipeline users run. Images are decoded in the
+transforms (`lazy_images`), so a training image gone missing or corrupt is skipped
+(`SkipUnreadable`), not fatal; the validation images are all checked before training.
+
+Example:
+
+```python
+>>> model_args, data_args = ModelArguments(), DataArguments(dataset_dir="data/coco_semi", dataset_config="ratio_10")
+>>> training_args = SemiPoseTrainingArguments(**DEFAULT_TRAINING_ARGUMENTS)
+>>> data = build_training_data(model_args, data_args, training_args)
+>>> model = build_model(model_args, data.skeleton, seed=training_args.seed)
+>>> trainer = build_trainer(model, build_image_processor(model_args, model.config), data, data_args, training_args)
+>>> trainer.train()
+```
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import PIL.Image
+from datasets import Dataset as HFDataset
+from torch.utils.data import Dataset
+from transformers import HfArgumentParser, PreTrainedConfig, PreTrainedModel, set_seed
+
+from ..data.collator import PoseDataCollator
+from ..data.dataset_folder import load_pose_dataset, read_dataset_metadata
+from ..data.semi_supervised import SemiSupervisedCollator, SemiSupervisedDataset
+from ..data.synthetic import SyntheticConfig, prepare_synthetic_dataset, synthetic_dataset_dir
+from ..data.transforms import AugmentationConfig, LabeledTransform, UnlabeledTransform
+from ..data.unreadable import SkipUnreadable, check_images_readable, first_readable_images, lazy_images
+from ..modeling import MODEL_FAMILIES, PoseImageProcessor
+from .arguments import SemiPoseTrainingArguments
+from .data_health import DEFAULT_MAX_UNREADABLE_FRACTION
+from .trainer import SemiPoseTrainer
+
+LABELED_AUGMENTATIONS = ("none", "light", "strong", "higherhrnet")
+LOGGED_UNLABELED_IMAGES = 8
+
+DEFAULT_TRAINING_ARGUMENTS = {
+    "output_dir": "outputs/run_semi_pose",
+    "max_steps": 2500,
+    "per_device_train_batch_size": 16,
+    "per_device_eval_batch_size": 32,
+    "learning_rate": 2e-3,
+    "lr_scheduler_type": "cosine",
+    "warmup_steps": 50,
+    "weight_decay": 1e-4,
+    "logging_steps": 50,
+    "eval_strategy": "steps",
+    "eval_steps": 500,
+    "save_strategy": "steps",
+    "save_steps": 500,
+    "save_total_limit": 2,
+    "report_to": "tensorboard",
+    "dataloader_num_workers": 2,
+    "burn_in_ratio": 0.4,
+    "pseudo_person_threshold": 0.2,  # center_offset's person scores run low (benchmarks/bench_ssl.py)
+}
+"""The main job's defaults for `SemiPoseTrainingArguments` (command-line flags override them)."""
+
+
+@dataclass
+class ModelArguments:
+    """Which network to train."""
+
+    model_family: str = field(
+        default="center_offset", metadata={"help": f"One of {sorted(MODEL_FAMILIES)}."}
+    )
+    backbone: str = field(default="regnetx_002", metadata={"help": "Any timm model name."})
+    backbone_weights: str | None = field(
+        default=None, metadata={"help": "'timm' for timm's pretrained weights (network), or a local weights file."}
+    )
+    neck_channels: int = field(default=64, metadata={"help": "Channels of the fused stride-4 feature map."})
+    output_stride: int = field(default=4, metadata={"help": "4, or 2 for a HigherHRNet-style output."})
+    input_size: int = field(default=64, metadata={"help": "Side of the square training input, in pixels."})
+    heatmap_sigma: float = field(
+        default=1.0,
+        metadata={"help": "Gaussian target sigma in heatmap pixels: 1.0 suits 64-128 px inputs, 2.0 suits 512 px."},
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "Config fields to override, e.g. 'offset_loss_weight=0.3,center_threshold=0.05'."},
+    )
+
+
+@dataclass
+class DataArguments:
+    """Where the images come from."""
+
+    dataset_dir: str | None = field(
+        default=None, metadata={"help": "A dataset folder from datasets_scripts/; default: built-in synthetic data."}
+    )
+    dataset_config: str = field(default="ratio_5", metadata={"help": "ratio_1 | ratio_5 | ratio_10 | full."})
+    labeled_augmentation: str = field(
+        default="light",
+        metadata={"help": "Labeled views, see AugmentationConfig.", "choices": LABELED_AUGMENTATIONS},
+    )
+    synthetic_skeleton: str = field(default="crowdpose", metadata={"help": "coco | crowdpose."})
+    synthetic_image_size: int = field(default=64, metadata={"help": "Side of the synthetic images."})
+    synthetic_num_train: int = field(default=1000, metadata={"help": "Synthetic training images."})
+    synthetic_num_val: int = field(default=300, metadata={"help": "Synthetic validation images."})
+    synthetic_max_people: int = field(default=2, metadata={"help": "Most people per synthetic image."})
+    synthetic_min_height: float = field(default=0.5, metadata={"help": "Smallest person, fraction of image."})
+    synthetic_clutter: float = field(default=0.0, metadata={"help": "Background clutter in [0, 1]."})
+    synthetic_max_yaw: float = field(
+        default=60.0, metadata={"help": "Largest turn away from the camera (180: also seen from behind)."}
+    )
+    cache_dir: str = field(
+        default=os.path.join(Path.home(), ".cache", "semipose"), metadata={"help": "Where synthetic data is cached."}
+    )
+    datasets_cache_dir: str | None = field(
+        default=None, metadata={"help": "The `datasets` cache for the loaded splits; default: the library's own."}
+    )
+    max_unreadable_fraction: float = field(
+        default=DEFAULT_MAX_UNREADABLE_FRACTION,
+        metadata={"help": "Unreadable training images are skipped (warned, counted in the logs) until more than "
+                          "this fraction of them is unreadable, which stops the run."},
+    )
+
+
+@dataclass
+class TrainingData:
+    """What the main job reads from its dataset folder.
+
+    Attributes:
+        folder: the dataset folder.
+        skeleton: its skeleton name ("coco" or "crowdpose").
+        train_dataset: the labeled stream (supervised mode) or the labeled + unlabeled pairs.
+        data_collator: collates `train_dataset` items into a batch.
+        validation: the validation rows, images undecoded (every one checked readable).
+        logged_unlabeled_images: the first readable unlabeled images, on which TensorBoard shows the
+            teacher's pseudo labels (empty in supervised mode).
+    """
+
+    folder: Path
+    skeleton: str
+    train_dataset: Dataset
+    data_collator: Callable
+    validation: HFDataset
+    logged_unlabeled_images: list[PIL.Image.Image]
+
+
+def parse_arguments(
+    argv: Sequence[str] | None = None,
+) -> tuple[ModelArguments, DataArguments, SemiPoseTrainingArguments]:
+    """The main job's three argument dataclasses from `argv` (default: the command line)."""
+    parser = HfArgumentParser((ModelArguments, DataArguments, SemiPoseTrainingArguments))
+    parser.set_defaults(**DEFAULT_TRAINING_ARGUMENTS)
+    return parser.parse_args_into_dataclasses(args=argv)
+
+
+def resolve_dataset_folder(data_args: DataArguments, training_args: SemiPoseTrainingArguments) -> Path:
+    """The dataset folder to train on; generates the synthetic one (once, on the main process) if none is given."""
+    if data_args.dataset_dir is not None:
+        return Path(data_args.dataset_dir)
+    config = SyntheticConfig(
+        image_size=data_args.synthetic_image_size,
+        people=(1, data_args.synthetic_max_people),
+        height_range=(data_args.synthetic_min_height, 0.95),
+        clutter=data_args.synthetic_clutter,
+        max_yaw=data_args.synthetic_max_yaw,
+        skeleton=data_args.synthetic_skeleton,
+        num_train=data_args.synthetic_num_train,
+        num_val=data_args.synthetic_num_val,
+    )
+    folder = synthetic_dataset_dir(data_args.cache_dir, config)
+    with training_args.main_process_first(desc="synthetic dataset"):
+        if not folder.is_dir():
+            prepare_synthetic_dataset(folder, config)
+    return folder
+
+
+def build_training_data(
+    model_args: ModelArguments, data_args: DataArguments, training_args: SemiPoseTrainingArguments
+) -> TrainingData:
+    """The training stream(s) with their transforms and collator, and the validation rows, checked readable."""
+    folder = resolve_dataset_folder(data_args, training_args)
+    skeleton = read_dataset_metadata(folder)["skeleton"]
+
+    def split(name: str) -> HFDataset:
+        rows = load_pose_dataset(folder, data_args.dataset_config, name, cache_dir=data_args.datasets_cache_dir)
+        return lazy_images(rows)
+
+    labeled, validation = split("labeled"), split("validation")
+    check_images_readable(validation, "validation")  # evaluation needs all of them: fail now, not hours later
+    augmentation = getattr(AugmentationConfig, data_args.labeled_augmentation)()
+    labeled_transform = LabeledTransform(model_args.input_size, augmentation, skeleton=skeleton)
+    labeled = SkipUnreadable(labeled.with_transform(labeled_transform))
+    labeled_collator = PoseDataCollator()
+    if not training_args.uses_unlabeled_data:
+        return TrainingData(folder, skeleton, labeled, labeled_collator, validation, [])
+    unlabeled = split("unlabeled")
+    logged_unlabeled_images = first_readable_images(unlabeled, LOGGED_UNLABELED_IMAGES)
+    unlabeled = SkipUnreadable(unlabeled.with_transform(UnlabeledTransform(model_args.input_size)))
+    pairs = SemiSupervisedDataset(labeled, unlabeled, training_args.unlabeled_ratio)
+    collator = SemiSupervisedCollator(labeled_collator, PoseDataCollator())
+    return TrainingData(folder, skeleton, pairs, collator, validation, logged_unlabeled_images)
+
+
+def build_model(model_args: ModelArguments, skeleton: str, seed: int) -> PreTrainedModel:
+    """A new network of `model_args.model_family` for `skeleton`, initialized from `seed`.
+
+    Seeds every RNG first: the Trainer seeds too, but only in its constructor, after the network exists.
+    """
+    if model_args.model_family not in MODEL_FAMILIES:
+        raise ValueError(f"--model_family must be one of {sorted(MODEL_FAMILIES)}, got {model_args.model_family!r}.")
+    set_seed(seed)
+    config_class, model_class = MODEL_FAMILIES[model_args.model_family]
+    config = config_class(
+        backbone=model_args.backbone,
+        neck_channels=model_args.neck_channels,
+        output_stride=model_args.output_stride,
+        heatmap_sigma=model_args.heatmap_sigma,
+        skeleton=skeleton,
+    )
+    if model_args.config_overrides:
+        config.update_from_string(model_args.config_overrides)
+        config.check_skeleton_facts()
+    pretrained = model_args.backbone_weights
+    return model_class(config, pretrained_backbone=True if pretrained == "timm" else (pretrained or False))
+
+
+def build_image_processor(model_args: ModelArguments, config: PreTrainedConfig) -> PoseImageProcessor:
+    """The processor that letterboxes images to the training input and decodes as the model's `config` does."""
+    return PoseImageProcessor(
+        size=model_args.input_size, output_stride=config.output_stride, grouping_order=config.grouping_order
+    )
+
+
+def build_trainer(
+    model: PreTrainedModel,
+    image_processor: PoseImageProcessor,
+    data: TrainingData,
+    data_args: DataArguments,
+    training_args: SemiPoseTrainingArguments,
+) -> SemiPoseTrainer:
+    """The `SemiPoseTrainer` of `model` on `data`, evaluating on its validation rows with `image_processor`."""
+    return SemiPoseTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=data.train_dataset,
+        eval_dataset=data.validation,
+        data_collator=data.data_collator,
+        processing_class=image_processor,
+        skeleton=data.skeleton,
+        max_unreadable_fraction=data_args.max_unreadable_fraction,
+    )
