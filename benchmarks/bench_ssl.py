@@ -169,7 +169,7 @@ def comparisons(summary: dict, families, configs) -> list[dict]:
     """Per family and ratio: best supervised (chosen on validation), the gap to the ceiling and the targets."""
     rows = []
     for family, config in itertools.product(families, configs):
-        def mean(variant, ratio=config):
+        def mean(variant, ratio=config, family=family):
             cell = summary.get((family, ratio, variant))
             return None if cell is None else cell["mean"]
 

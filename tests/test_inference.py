@@ -20,6 +20,8 @@ from semipose.inference import (
     to_rgb,
 )
 from semipose.modeling import PoseImageProcessor
+
+
 @pytest.fixture(scope="module")
 def photos(coco_fixture_dir):
     return sorted(coco_fixture_dir.glob("*.jpg"))

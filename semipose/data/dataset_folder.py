@@ -46,11 +46,11 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import datasets.config
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
-import datasets.config
 from datasets import Dataset, Features, IterableDataset, load_dataset
 from tqdm.auto import tqdm
 

@@ -96,7 +96,7 @@ class SemiPoseTrainingArguments(TrainingArguments):
         if self.unlabeled_ratio < 1:
             raise ValueError(f"unlabeled_ratio must be >= 1, got {self.unlabeled_ratio}.")
         try:
-            self.strong_augmentation
+            _ = self.strong_augmentation  # builds (and so validates) the AugmentationConfig
         except ValueError as error:  # scale_range is (strong_scale_min, strong_scale_max)
             raise ValueError(f"The strong_* / joint_cutout_* arguments: {error}") from error
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from pycocotools import mask as mask_utils
-from hypothesis import strategies as st
 
 from semipose.data.coco_format import compressed_rle_runs, read_coco_keypoints
 from semipose.data.dataset_folder import prepare_dataset_folder

@@ -17,7 +17,7 @@ from semipose.modeling import (
     check_decoding_settings,
     to_coco_results,
 )
-from semipose.modeling.codec_center_offset import encode_center_offset_targets, decode_center_offset
+from semipose.modeling.codec_center_offset import decode_center_offset, encode_center_offset_targets
 from semipose.modeling.image_processing_pose import resized_size
 
 

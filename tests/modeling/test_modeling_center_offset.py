@@ -5,8 +5,8 @@ import torch
 
 from semipose.modeling import CenterOffsetConfig, CenterOffsetForPoseEstimation, CenterOffsetOutput
 from semipose.modeling.codec_center_offset import encode_center_offset_targets
-from semipose.modeling.modeling_pose_common import flip_maps
 from semipose.modeling.modeling_center_offset import unflip_offsets
+from semipose.modeling.modeling_pose_common import flip_maps
 from semipose.skeletons import get_skeleton
 
 CROWDPOSE_FLIP = list(get_skeleton("crowdpose").flip_index)

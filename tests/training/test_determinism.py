@@ -11,9 +11,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import torch
 from safetensors.torch import load_file
+from tiny_training import assert_identical, make_trainer, training_logs
 
 from semipose.data.synthetic import SyntheticConfig, prepare_synthetic_dataset
-from tiny_training import assert_identical, make_trainer, training_logs
 
 MAIN_JOB = Path(__file__).resolve().parents[2] / "examples" / "run_semi_pose.py"
 SMALL_SYNTHETIC = SyntheticConfig(

@@ -10,11 +10,11 @@ import math
 import pytest
 import torch
 from safetensors.torch import load_file
+from tiny_training import assert_identical, make_trainer, training_logs
 from transformers import TrainerCallback
 
 from semipose.training import NonFiniteTrainingError
 from semipose.training.checkpoints import is_complete_checkpoint
-from tiny_training import assert_identical, make_trainer, training_logs
 
 
 def _poison_pixels(trainer, monkeypatch, bad_steps: set[int]) -> None:

@@ -2,6 +2,7 @@ import math
 
 import pytest
 import torch
+from tiny_training import make_trainer
 from transformers import TrainerCallback
 
 from semipose.data.unreadable import UNREADABLE_KEY
@@ -9,7 +10,6 @@ from semipose.modeling import MODEL_FAMILIES as FAMILIES
 from semipose.modeling import AssociativeEmbeddingConfig, AssociativeEmbeddingForPoseEstimation, PoseImageProcessor
 from semipose.training import SemiPoseTrainer, SemiPoseTrainingArguments
 from semipose.training.ema import build_teacher
-from tiny_training import make_trainer
 
 NUM_VALIDATION_IMAGES = 8  # tests/training/conftest.py: TINY_SYNTHETIC.num_val
 
