@@ -35,6 +35,7 @@ from .data.dataset_folder import load_pose_dataset, read_dataset_metadata
 from .evaluation import KeypointEvaluator
 from .inference import PoseEstimator, find_image_files, to_rgb, write_predictions
 from .modeling import to_coco_results
+from .video import is_video_file, write_videos_predictions
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,18 +79,35 @@ def _add_predict_parser(subcommands: argparse._SubParsersAction) -> None:
 
 
 def run_predict(args: argparse.Namespace) -> dict[str, Any]:
-    """Predict every readable image of `args.images`; print a one-line summary."""
+    """Predict every readable image and every video of `args.images`; print a one-line summary of each."""
     paths = find_image_files(args.images)
+    videos = [path for path in paths if is_video_file(path)]
+    images = [path for path in paths if not is_video_file(path)]
     estimator = PoseEstimator.from_pretrained(
         args.model, device=args.device, batch_size=args.batch_size, flip_test=args.flip_test,
         threshold=args.threshold,
     )
-    summary = write_predictions(estimator, paths, args.output, keypoint_threshold=args.keypoint_threshold)
-    skipped = summary["num_skipped"]
-    skipped = f"; skipped {skipped} unreadable file(s), see images.json" if skipped else ""
-    print(f"{summary['num_images']} images, {summary['num_people']} people -> "
-          f"{args.output / 'predictions.json'} and {summary['num_images']} pictures{skipped}")
+    summary = {}
+    if images:
+        summary = write_predictions(estimator, images, args.output, keypoint_threshold=args.keypoint_threshold)
+        skipped = summary["num_skipped"]
+        skipped = f"; skipped {skipped} unreadable file(s), see images.json" if skipped else ""
+        print(f"{summary['num_images']} images, {summary['num_people']} people -> "
+              f"{args.output / 'predictions.json'} and {summary['num_images']} pictures{skipped}")
+    if videos:
+        summary.update(write_videos_predictions(estimator, videos, args.output,
+                                                keypoint_threshold=args.keypoint_threshold))
+        print_video_summary(summary)
     return summary
+
+
+def print_video_summary(summary: dict[str, Any]) -> None:
+    """One line per video written, one per video that failed."""
+    for video in summary["videos"]:
+        print(f"{video['video']}: {video['num_frames']} frames, {video['num_people']} people -> "
+              f"{video['json']} and {video['poses_video']}")
+    for failed in summary["failed"]:
+        print(f"failed: {failed['reason']}")
 
 
 def _add_evaluate_parser(subcommands: argparse._SubParsersAction) -> None:
