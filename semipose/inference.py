@@ -200,8 +200,7 @@ def predict_people(
     decoder. Keypoints may fall slightly outside an image (padding); `PoseEstimator` clips them.
     """
     images = [to_rgb(image) for image in images]
-    weights = next(model.parameters())
-    pixel_values = image_processor(images, return_tensors="pt")["pixel_values"].to(weights.device, weights.dtype)
+    pixel_values = image_processor(images, return_tensors="pt")["pixel_values"].to(model.device, model.dtype)
     was_training = model.training
     model.eval()
     outputs = model(pixel_values=pixel_values, flip_test=flip_test)
@@ -259,11 +258,27 @@ class PoseEstimator:
     @classmethod
     def from_pretrained(
         cls, model_name_or_path: str | Path, *, device: str | torch.device | None = None, batch_size: int = 8,
-        flip_test: bool = False, threshold: float = 0.0, **hub_kwargs,
+        flip_test: bool = False, threshold: float = 0.0, backend: str = "torch", onnx_file: str | Path | None = None,
+        **hub_kwargs,
     ) -> PoseEstimator:
-        """Load a checkpoint folder or Hub id (see `load_checkpoint`); None `device` picks CUDA when available."""
-        device = resolve_device(device)
-        model, image_processor = load_checkpoint(model_name_or_path, **hub_kwargs)
+        """Load a checkpoint folder or Hub id (see `load_checkpoint`); None `device` picks CUDA when available.
+
+        `backend="onnxruntime"` runs the network exported by `semipose export` (`onnx_file`, default the
+        checkpoint's `model.onnx`) with ONNX Runtime on the CPU; see `semipose.onnx_runtime`.
+        """
+        if backend == "onnxruntime":
+            from .onnx_runtime import load_onnx_checkpoint  # optional extra semipose[deploy]
+
+            if device is not None and torch.device(device).type != "cpu":
+                raise ValueError(f"device {device}: the onnxruntime backend runs on the CPU; use device='cpu'.")
+            model, image_processor = load_onnx_checkpoint(model_name_or_path, onnx_file, **hub_kwargs)
+        elif backend == "torch":
+            device = resolve_device(device)
+            model, image_processor = load_checkpoint(model_name_or_path, **hub_kwargs)
+        else:
+            raise ValueError(f"backend: expected 'torch' or 'onnxruntime', got {backend!r}.")
+        if onnx_file is not None and backend != "onnxruntime":
+            raise ValueError(f"onnx_file {onnx_file}: only the onnxruntime backend reads it, got backend={backend!r}.")
         return cls(model, image_processor, device=device, batch_size=batch_size,
                    flip_test=flip_test, threshold=threshold)
 
