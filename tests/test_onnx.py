@@ -21,7 +21,7 @@ from semipose.modeling import (
 )
 from semipose.onnx_runtime import OnnxRuntimePoseModel, load_onnx_checkpoint
 
-from conftest import save_tiny_checkpoint
+from tiny_checkpoint import save_tiny_checkpoint
 from test_cli import run
 
 FAMILIES = ("associative_embedding", "center_offset")

@@ -24,7 +24,7 @@ from semipose.video import (
     write_video_predictions,
 )
 
-from conftest import TEMPLATE_OFFSETS
+from tiny_checkpoint import TEMPLATE_OFFSETS
 from test_cli import run
 
 WIDTH, HEIGHT, FPS = 128, 96, 10
