@@ -48,7 +48,8 @@ class OnnxRuntimePoseModel(torch.nn.Module):
         onnx_file: a file written by `semipose export` / `export_onnx`.
         config: the checkpoint's config; the file's metadata must name the same model type, skeleton,
             keypoint count and output stride.
-        num_threads: ONNX Runtime intra-op threads; None keeps its default (one per physical core).
+        num_threads: ONNX Runtime intra-op threads; None keeps its default (one per physical core). They do
+            not spin-wait after a run (ONNX Runtime's default), which would take the cores from the decoder.
 
     Raises:
         FileNotFoundError: no such file.
@@ -99,6 +100,7 @@ def _open_session(onnx_file: Path, num_threads: int | None):
     if not onnx_file.is_file():
         raise FileNotFoundError(f"{onnx_file}: no such ONNX file; write one with `semipose export`.")
     options = onnxruntime.SessionOptions()
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # torch decodes next, on these cores
     if num_threads is not None:
         options.intra_op_num_threads = num_threads
     try:
