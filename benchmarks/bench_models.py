@@ -1,6 +1,7 @@
-"""Model speed on CPU: decoding time per image by crowd size, and inference throughput with its post-processing share.
+"""Model speed on CPU: decoding time per image by crowd size, inference throughput with its post-processing share,
+and the network's throughput in torch vs ONNX Runtime.
 
-Two measurements, for both families (associative embedding and center + offset):
+Three measurements, for both families (associative embedding and center + offset):
 
 - `decode`: milliseconds per image of `model.decode` (the codec decoder with the config's settings)
   on IDEAL maps holding 1, 10 or 30 people, at 512 x 512 input (128 x 128 maps at stride 4). Ideal
@@ -11,6 +12,10 @@ Two measurements, for both families (associative embedding and center + offset):
   and the share of that time spent in post-processing (`model.decode` on ideal maps with
   `--people` people at the same map size + `PoseImageProcessor.post_process_pose_estimation`
   mapping to original pixels).
+- `backends`: images/s of the network (backbone, neck, heads; decoding is the same code for both) in
+  torch and in ONNX Runtime on the file `semipose export` writes, at 256 and 512 input, the same
+  thread count for both, timed alternately in one process (one torch run, one onnxruntime run, ...),
+  with the ratio of the medians and the 1-minute load average before and after each record.
 
 People are random boxes (15-35 % of the image height) with the K keypoints uniform inside. Each
 number is the median of `--repeats` timed runs after `--warmup` untimed ones (the first few CPU
@@ -18,13 +23,15 @@ forwards at a new input shape are up to 20x slower: measured 1.8, 0.7, 0.5, 0.8 
 `best_*` fields keep the fastest run, the better estimate when other jobs share the cores (the
 same decode measured 3 ms and 90 ms per image minutes apart on a busy 2-core machine).
 Results go to `benchmarks/results/bench_models.json` with the machine, its load and the library
-versions.
+versions; re-running only some `--measurements` keeps the records of the others, with the machine
+they ran on (`machine_of_kept_results`).
 
 Usage:
 
 ```bash
 python -m benchmarks.bench_models                      # regnetx_002 and resnet50, a few minutes on 2 cores
 python -m benchmarks.bench_models --backbones regnetx_002 --repeats 2   # quick check
+python -m benchmarks.bench_models --measurements backends   # only torch vs onnxruntime (needs semipose[deploy])
 ```
 """
 
@@ -34,6 +41,7 @@ import argparse
 import json
 import os
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -176,7 +184,73 @@ def time_inference(model, processor, family: str, backbone: str, size: int, args
     }
 
 
-MEASUREMENTS: list[Callable[[argparse.Namespace], list[dict]]] = [measure_decode, measure_inference]
+def measure_backends(args: argparse.Namespace) -> list[dict]:
+    """Images/s of the network run by torch and by ONNX Runtime (the exported file), per backbone and input size.
+
+    Both backends run in this process with the same thread count, alternating one timed run each, so load
+    from other jobs falls on both alike; the ratio of the medians is the number to read.
+    """
+    from semipose.onnx_export import export_onnx
+    from semipose.onnx_runtime import OnnxRuntimePoseModel
+
+    records = []
+    with tempfile.TemporaryDirectory() as folder:
+        for backbone in args.backbones:
+            for family in FAMILIES:
+                model = build_model(family, backbone)
+                onnx_file = export_onnx(model, Path(folder) / f"{family}_{backbone}.onnx")
+                runner = OnnxRuntimePoseModel(onnx_file, model.config, num_threads=torch.get_num_threads())
+                for size in INFERENCE_INPUT_SIZES:
+                    records.append(time_backends(model, runner, family, backbone, size, args))
+    return records
+
+
+def time_backends(model, runner, family: str, backbone: str, size: int, args: argparse.Namespace) -> dict:
+    """One backends record: torch and onnxruntime forwards on the same batch, timed alternately."""
+    pixel_values = torch.randn(args.batch_size, 3, size, size)
+    backends = {"torch": model, "onnxruntime": runner}
+    runs = {name: [] for name in backends}
+    load_at_start = os.getloadavg()[0]
+    with torch.inference_mode():
+        for _ in range(args.warmup):
+            for network in backends.values():
+                network(pixel_values)
+        for _ in range(args.repeats):
+            for name, network in backends.items():
+                start = time.perf_counter()
+                network(pixel_values)
+                runs[name].append(time.perf_counter() - start)
+    speed = {name: args.batch_size / statistics.median(seconds) for name, seconds in runs.items()}
+    ratio = speed["onnxruntime"] / speed["torch"]
+    print(f"backends  {family:>21}  {backbone:>12}  input {size}  torch {speed['torch']:6.2f}  onnxruntime "
+          f"{speed['onnxruntime']:6.2f} images/s  (onnxruntime / torch = {ratio:.2f})")
+    return {
+        "measurement": "backends", "family": family, "backbone": backbone, "input_size": size,
+        "batch_size": args.batch_size, "threads": torch.get_num_threads(),
+        "torch_images_per_second": round(speed["torch"], 2),
+        "onnxruntime_images_per_second": round(speed["onnxruntime"], 2),
+        "onnxruntime_over_torch": round(ratio, 3),
+        "best_torch_images_per_second": round(args.batch_size / min(runs["torch"]), 2),
+        "best_onnxruntime_images_per_second": round(args.batch_size / min(runs["onnxruntime"]), 2),
+        "load_average_1min": [round(load_at_start, 2), round(os.getloadavg()[0], 2)],
+    }
+
+
+MEASUREMENTS: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
+    "decode": measure_decode, "inference": measure_inference, "backends": measure_backends,
+}
+
+
+def kept_results(args: argparse.Namespace) -> dict:
+    """The records of `args.output` whose measurement is not re-run now (`results`), and the machine they ran on
+    (`machine_of_kept_results`); nothing when every measurement is re-run."""
+    if not args.output.is_file():
+        return {}
+    previous = json.loads(args.output.read_text())
+    kept = [record for record in previous["results"] if record["measurement"] not in args.measurements]
+    if not kept:
+        return {}
+    return {"results": kept, "machine_of_kept_results": previous.get("machine_of_kept_results", previous["machine"])}
 
 
 def main() -> None:
@@ -188,6 +262,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5, help="untimed runs before timing a measurement")
     parser.add_argument("--torch-threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--output", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--measurements", nargs="+", choices=list(MEASUREMENTS), default=list(MEASUREMENTS),
+        help="what to measure (default: all); the records of the others are kept from --output",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.torch_threads)
     torch.manual_seed(0)
@@ -196,8 +274,11 @@ def main() -> None:
         "device": "cpu",
         "source": "random-init models; decoding on ideal maps (codec targets) of random box-shaped people",
         "machine": machine_info(timm, transformers),
-        "results": [record for measure in MEASUREMENTS for record in measure(args)],
     }
+    kept = kept_results(args)
+    new_results = [record for name in args.measurements for record in MEASUREMENTS[name](args)]
+    report["results"] = kept.pop("results", []) + new_results
+    report.update(kept)
     report["machine"]["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")

@@ -2,19 +2,26 @@
 
 Subcommands:
 
-- `semipose predict IMAGE_OR_FOLDER --model DIR_OR_HUB_ID --output OUT [--batch-size 8]
-  [--flip-test] [--device cuda] [--threshold 0] [--keypoint-threshold 0.3]`: people in every
-  readable image; writes COCO keypoint results (`OUT/predictions.json`), the image list
-  (`OUT/images.json`) and one PNG per image with the skeletons drawn.
+- `semipose predict IMAGE_VIDEO_OR_FOLDER --model DIR_OR_HUB_ID --output OUT [--batch-size 8]
+  [--flip-test] [--device cuda] [--threshold 0] [--keypoint-threshold 0.3]
+  [--backend onnxruntime [--onnx FILE]]`: people in every readable image; writes COCO keypoint
+  results (`OUT/predictions.json`), the image list (`OUT/images.json`) and one PNG per image with
+  the skeletons drawn; and in every video (`.mp4`, `.mov`, `.mkv`, ...): `OUT/<video>.json` (people
+  per frame, with frame index and timestamp) and `OUT/<video>_poses.mp4` (skeletons drawn).
 - `semipose evaluate (--predictions results.json | --model DIR_OR_HUB_ID) --dataset FOLDER
   [--config full] [--split validation] [--output metrics.json]`: OKS AP of COCO keypoint results,
   or of a model run on the split, against a split of a dataset folder (COCO or CrowdPose rules,
   from the folder's skeleton); prints a table and writes JSON.
+- `semipose export --model DIR_OR_HUB_ID --output model.onnx [--opset N]`: the network as ONNX
+  (dynamic batch and image size) for `--backend onnxruntime`.
 
 Example:
 
 ```bash
 semipose predict photos/ --model outputs/run_semi_pose --output poses/ --flip-test
+semipose predict clip.mp4 --model outputs/run_semi_pose --output poses/
+semipose export --model outputs/run_semi_pose --output outputs/run_semi_pose/model.onnx
+semipose predict photos/ --model outputs/run_semi_pose --output poses/ --backend onnxruntime
 semipose evaluate --predictions val_results.json --dataset data/coco_semi --output metrics.json
 semipose evaluate --model outputs/run_semi_pose --dataset data/coco_semi --config ratio_10
 ```
@@ -33,8 +40,9 @@ from tqdm.auto import tqdm
 
 from .data.dataset_folder import load_pose_dataset, read_dataset_metadata
 from .evaluation import KeypointEvaluator
-from .inference import PoseEstimator, find_image_files, to_rgb, write_predictions
+from .inference import PoseEstimator, find_image_files, load_checkpoint, to_rgb, write_predictions
 from .modeling import to_coco_results
+from .video import is_video_file, write_videos_predictions
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_predict_parser(subcommands)
     _add_evaluate_parser(subcommands)
+    _add_export_parser(subcommands)
     return parser
 
 
@@ -57,12 +66,14 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_predict_parser(subcommands: argparse._SubParsersAction) -> None:
     predict = subcommands.add_parser(
-        "predict", help="Find people in images; write COCO keypoint results and pictures.",
-        description="Run a semipose checkpoint on an image or on every image of a folder; write "
-        "predictions.json (COCO keypoint results), images.json and one PNG per image with the people drawn. "
-        "Files of the folder that are not readable images are skipped with a warning.",
+        "predict", help="Find people in images and videos; write json results and drawn pictures or videos.",
+        description="Run a semipose checkpoint on an image, a video, or every image and video of a folder. "
+        "Images: predictions.json (COCO keypoint results), images.json and one PNG per image with the people "
+        "drawn; files that are not readable images are skipped with a warning. Videos (by suffix: .mp4, .mov, "
+        ".mkv, ...): VIDEO.json (people per frame, with frame index and timestamp) and VIDEO_poses.mp4.",
     )
-    predict.add_argument("images", type=Path, metavar="IMAGE_OR_DIR", help="An image file or a folder of images.")
+    predict.add_argument("images", type=Path, metavar="IMAGE_VIDEO_OR_DIR",
+                         help="An image, a video, or a folder of images and videos.")
     predict.add_argument("--model", required=True, help="Checkpoint folder (save_pretrained) or Hub model id.")
     predict.add_argument("--output", type=Path, required=True, help="Folder for the json files and pictures.")
     _add_model_arguments(predict)
@@ -74,22 +85,44 @@ def _add_predict_parser(subcommands: argparse._SubParsersAction) -> None:
         "--keypoint-threshold", type=float, default=0.3,
         help="Draw keypoints scoring above this (default: 0.3); the json keeps all.",
     )
+    predict.add_argument(
+        "--backend", choices=("torch", "onnxruntime"), default="torch",
+        help="Run the network with torch (default) or with ONNX Runtime on the CPU (see semipose export).",
+    )
+    predict.add_argument("--onnx", type=Path, help="ONNX file for --backend onnxruntime (default: MODEL/model.onnx).")
     predict.set_defaults(handler=run_predict)
 
 
 def run_predict(args: argparse.Namespace) -> dict[str, Any]:
-    """Predict every readable image of `args.images`; print a one-line summary."""
+    """Predict every readable image and every video of `args.images`; print a one-line summary of each."""
     paths = find_image_files(args.images)
+    videos = [path for path in paths if is_video_file(path)]
+    images = [path for path in paths if not is_video_file(path)]
     estimator = PoseEstimator.from_pretrained(
         args.model, device=args.device, batch_size=args.batch_size, flip_test=args.flip_test,
-        threshold=args.threshold,
+        threshold=args.threshold, backend=args.backend, onnx_file=args.onnx,
     )
-    summary = write_predictions(estimator, paths, args.output, keypoint_threshold=args.keypoint_threshold)
-    skipped = summary["num_skipped"]
-    skipped = f"; skipped {skipped} unreadable file(s), see images.json" if skipped else ""
-    print(f"{summary['num_images']} images, {summary['num_people']} people -> "
-          f"{args.output / 'predictions.json'} and {summary['num_images']} pictures{skipped}")
+    summary = {}
+    if images:
+        summary = write_predictions(estimator, images, args.output, keypoint_threshold=args.keypoint_threshold)
+        skipped = summary["num_skipped"]
+        skipped = f"; skipped {skipped} unreadable file(s), see images.json" if skipped else ""
+        print(f"{summary['num_images']} images, {summary['num_people']} people -> "
+              f"{args.output / 'predictions.json'} and {summary['num_images']} pictures{skipped}")
+    if videos:
+        summary.update(write_videos_predictions(estimator, videos, args.output,
+                                                keypoint_threshold=args.keypoint_threshold))
+        print_video_summary(summary)
     return summary
+
+
+def print_video_summary(summary: dict[str, Any]) -> None:
+    """One line per video written, one per video that failed."""
+    for video in summary["videos"]:
+        print(f"{video['video']}: {video['num_frames']} frames, {video['num_people']} people -> "
+              f"{video['json']} and {video['poses_video']}")
+    for failed in summary["failed"]:
+        print(f"failed: {failed['reason']}")
 
 
 def _add_evaluate_parser(subcommands: argparse._SubParsersAction) -> None:
@@ -188,13 +221,38 @@ def format_report(report: dict[str, Any]) -> str:
     return "\n".join([header, f"{'metric':<{width}}  {'value':>7}", *lines])
 
 
+def _add_export_parser(subcommands: argparse._SubParsersAction) -> None:
+    export = subcommands.add_parser(
+        "export", help="Export a checkpoint's network to ONNX (for --backend onnxruntime).",
+        description="Write the network of a semipose checkpoint (backbone, neck, heads) as an ONNX file with "
+        "dynamic batch and image size; flip test and decoding stay in semipose's code. Checks the file against "
+        "torch on two input sizes and prints the largest difference.",
+    )
+    export.add_argument("--model", required=True, help="Checkpoint folder (save_pretrained) or Hub model id.")
+    export.add_argument("--output", type=Path, required=True, help="The .onnx file to write (e.g. DIR/model.onnx).")
+    export.add_argument("--opset", type=int, help="ONNX opset version (default: the exporter's).")
+    export.set_defaults(handler=run_export)
+
+
+def run_export(args: argparse.Namespace) -> dict[str, Any]:
+    """Export `args.model` to `args.output`; print the file and its largest difference to torch."""
+    from .onnx_export import export_onnx, largest_difference_to_torch  # optional extra semipose[deploy]
+
+    model, _ = load_checkpoint(args.model)
+    path = export_onnx(model, args.output, opset_version=args.opset)
+    difference = largest_difference_to_torch(model, path)
+    print(f"{model.config.model_type} ({model.config.skeleton}, {model.config.num_keypoints} keypoints) -> {path} "
+          f"({path.stat().st_size / 2**20:.1f} MiB); max |torch - onnxruntime| = {difference:.2e}")
+    return {"onnx_file": str(path), "max_abs_difference": difference}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `semipose` console script; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         args.handler(args)
-    except (ValueError, FileNotFoundError) as error:
+    except (ValueError, FileNotFoundError, ImportError) as error:
         parser.exit(2, f"semipose {args.command}: error: {error}\n")
     return 0
 

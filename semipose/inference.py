@@ -9,6 +9,8 @@ mapping back to the original pixels.
 - `predict_people` / `draw_predictions`: the tensor-level steps for a model already in memory.
 - `write_predictions`: files in, COCO results json + one drawn PNG per image out (the CLI's work).
 - `load_image` / `to_rgb`: any readable image file or PIL mode (grayscale, RGBA, 16-bit) to RGB.
+  `to_rgb`, `keep_confident`, `clip_to_image` and the person dicts are defined with the transformers
+  pipeline (`semipose.modeling.pipeline_pose_estimation`), whose code travels with every checkpoint.
 
 Shapes: M people in an image, K keypoints of the model's skeleton.
 
@@ -36,13 +38,13 @@ from typing import Any
 
 import numpy as np
 import PIL.Image
-import PIL.ImageOps
 import torch
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForPoseEstimation
 
 from .data.unreadable import IMAGE_DECODE_ERRORS, UnreadableImageError
 from .modeling import MODEL_FAMILIES, check_decoding_settings, to_coco_results
+from .modeling.pipeline_pose_estimation import clip_to_image, keep_confident, open_image, person_dicts, to_rgb
 from .skeletons import Skeleton, get_skeleton
 from .visualization import draw_people, enlarge, make_grid
 
@@ -51,31 +53,11 @@ logger = logging.getLogger(__name__)
 SEMIPOSE_MODEL_TYPES = tuple(config_class.model_type for config_class, _ in MODEL_FAMILIES.values())
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 """Weights are read from safetensors only: a pickled `pytorch_model.bin` is never opened."""
-SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
-ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 
 ImageInput = PIL.Image.Image | str | Path
 
 
 # ------------------------------------------------------------------------------------------ images
-
-
-def to_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
-    """An 8-bit RGB copy of a PIL image of any mode.
-
-    Transparent images are composited on white; 16-bit and 32-bit grayscale (`I;16`, `I`, `F`) are
-    scaled to 8 bits (full scale 65535, or 255 when no value exceeds 255), not clipped as
-    `Image.convert` would; grayscale, palette and CMYK images are converted.
-    """
-    if image.mode in SIXTEEN_BIT_MODES:
-        values = np.asarray(image, dtype=np.float64)
-        full_scale = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
-        image = PIL.Image.fromarray(np.clip(np.rint(values * 255 / full_scale), 0, 255).astype(np.uint8))
-    if image.mode in ALPHA_MODES or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        white = PIL.Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return PIL.Image.alpha_composite(white, rgba).convert("RGB")
-    return image.convert("RGB")
 
 
 def load_image(path: str | Path) -> PIL.Image.Image:
@@ -89,9 +71,7 @@ def load_image(path: str | Path) -> PIL.Image.Image:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such image file.")
     try:
-        with PIL.Image.open(path) as image:
-            image.load()
-            return to_rgb(PIL.ImageOps.exif_transpose(image))
+        return open_image(path)
     except IMAGE_DECODE_ERRORS as error:
         raise UnreadableImageError(f"{path}: not a readable image ({error}).") from error
 
@@ -197,27 +177,13 @@ def predict_people(
     decoder. Keypoints may fall slightly outside an image (padding); `PoseEstimator` clips them.
     """
     images = [to_rgb(image) for image in images]
-    weights = next(model.parameters())
-    pixel_values = image_processor(images, return_tensors="pt")["pixel_values"].to(weights.device, weights.dtype)
+    pixel_values = image_processor(images, return_tensors="pt")["pixel_values"].to(model.device, model.dtype)
     was_training = model.training
     model.eval()
     outputs = model(pixel_values=pixel_values, flip_test=flip_test)
     model.train(was_training)
     target_sizes = [(image.height, image.width) for image in images]
     return image_processor.post_process_pose_estimation(model.decode(outputs), target_sizes=target_sizes)
-
-
-def keep_confident(people: dict[str, torch.Tensor], threshold: float) -> dict[str, torch.Tensor]:
-    """The people of one image whose person score reaches `threshold`."""
-    keep = people["scores"] >= threshold
-    return {name: value[keep] for name, value in people.items()}
-
-
-def clip_to_image(people: dict[str, torch.Tensor], size: tuple[int, int]) -> dict[str, torch.Tensor]:
-    """Keypoints of one image's people clamped into the image of `size = (width, height)`."""
-    limits = torch.tensor([size[0] - 1, size[1] - 1], dtype=people["keypoints"].dtype)
-    keypoints = people["keypoints"].clamp(min=torch.zeros_like(limits), max=limits)
-    return {**people, "keypoints": keypoints}
 
 
 class PoseEstimator:
@@ -258,11 +224,27 @@ class PoseEstimator:
     @classmethod
     def from_pretrained(
         cls, model_name_or_path: str | Path, *, device: str | torch.device | None = None, batch_size: int = 8,
-        flip_test: bool = False, threshold: float = 0.0, **hub_kwargs,
+        flip_test: bool = False, threshold: float = 0.0, backend: str = "torch", onnx_file: str | Path | None = None,
+        **hub_kwargs,
     ) -> PoseEstimator:
-        """Load a checkpoint folder or Hub id (see `load_checkpoint`); None `device` picks CUDA when available."""
-        device = resolve_device(device)
-        model, image_processor = load_checkpoint(model_name_or_path, **hub_kwargs)
+        """Load a checkpoint folder or Hub id (see `load_checkpoint`); None `device` picks CUDA when available.
+
+        `backend="onnxruntime"` runs the network exported by `semipose export` (`onnx_file`, default the
+        checkpoint's `model.onnx`) with ONNX Runtime on the CPU; see `semipose.onnx_runtime`.
+        """
+        if backend == "onnxruntime":
+            from .onnx_runtime import load_onnx_checkpoint  # optional extra semipose[deploy]
+
+            if device is not None and torch.device(device).type != "cpu":
+                raise ValueError(f"device {device}: the onnxruntime backend runs on the CPU; use device='cpu'.")
+            model, image_processor = load_onnx_checkpoint(model_name_or_path, onnx_file, **hub_kwargs)
+        elif backend == "torch":
+            device = resolve_device(device)
+            model, image_processor = load_checkpoint(model_name_or_path, **hub_kwargs)
+        else:
+            raise ValueError(f"backend: expected 'torch' or 'onnxruntime', got {backend!r}.")
+        if onnx_file is not None and backend != "onnxruntime":
+            raise ValueError(f"onnx_file {onnx_file}: only the onnxruntime backend reads it, got backend={backend!r}.")
         return cls(model, image_processor, device=device, batch_size=batch_size,
                    flip_test=flip_test, threshold=threshold)
 
@@ -283,7 +265,7 @@ class PoseEstimator:
         """
         single = isinstance(images, (PIL.Image.Image, str, Path))
         loaded = [_as_image(image) for image in ([images] if single else images)]
-        people = [_person_dicts(found) for found in self.predict(loaded)]
+        people = [person_dicts(found) for found in self.predict(loaded)]
         return people[0] if single else people
 
     def predict(self, images: Sequence[PIL.Image.Image]) -> list[dict[str, torch.Tensor]]:
@@ -316,13 +298,6 @@ def _as_image(image: ImageInput) -> PIL.Image.Image:
     if isinstance(image, (str, Path)):
         return load_image(image)
     raise TypeError(f"images: expected PIL images or image file paths, got {type(image).__name__}.")
-
-
-def _person_dicts(people: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
-    return [
-        {"score": float(score), "keypoints": keypoints.numpy(), "keypoint_scores": keypoint_scores.numpy()}
-        for score, keypoints, keypoint_scores in zip(people["scores"], people["keypoints"], people["keypoint_scores"])
-    ]
 
 
 # ---------------------------------------------------------------------------------------- pictures

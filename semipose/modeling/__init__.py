@@ -30,6 +30,7 @@ from .image_processing_pose import PoseImageProcessor, check_decoding_settings, 
 from .modeling_associative_embedding import AssociativeEmbeddingForPoseEstimation, AssociativeEmbeddingOutput
 from .modeling_center_offset import CenterOffsetForPoseEstimation, CenterOffsetOutput
 from .modeling_pose_common import PosePreTrainedModel, select_images
+from .pipeline_pose_estimation import PoseEstimationPipeline, register_pipeline
 
 MODEL_FAMILIES = {
     "associative_embedding": (AssociativeEmbeddingConfig, AssociativeEmbeddingForPoseEstimation),
@@ -39,10 +40,11 @@ MODEL_FAMILIES = {
 
 
 def register_auto_classes() -> None:
-    """Register configs, models and the image processor with the transformers Auto classes (idempotent).
+    """Register configs, models and the image processor with the transformers Auto classes, and the
+    `pose-estimation` pipeline with its registry (idempotent).
 
     Also marks each class with `register_for_auto_class`, so `save_pretrained` copies its code into the
-    checkpoint and writes the `auto_map` that `trust_remote_code=True` loading reads.
+    checkpoint and writes the `auto_map` (and `custom_pipelines`) that `trust_remote_code=True` loading reads.
     """
     for config_class, model_class in MODEL_FAMILIES.values():
         AutoConfig.register(config_class.model_type, config_class, exist_ok=True)
@@ -54,6 +56,7 @@ def register_auto_classes() -> None:
         config_class.register_for_auto_class("AutoConfig")
         model_class.register_for_auto_class("AutoModelForPoseEstimation")
     PoseImageProcessor.register_for_auto_class("AutoImageProcessor")
+    register_pipeline()
 
 
 register_auto_classes()
@@ -69,6 +72,7 @@ __all__ = [
     "MODEL_FAMILIES",
     "PoseBackbone",
     "PoseConfig",
+    "PoseEstimationPipeline",
     "PoseImageProcessor",
     "PosePreTrainedModel",
     "check_decoding_settings",

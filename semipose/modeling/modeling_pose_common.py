@@ -19,6 +19,7 @@ from transformers.utils import ModelOutput
 from .backbone import PoseBackbone, conv_bn_relu
 from .codec_common import check_keypoints
 from .configuration_pose import PoseConfig
+from .pipeline_pose_estimation import remote_code_pipelines
 
 AUTO_MODEL_CLASSES = ("AutoModel", "AutoModelForPoseEstimation")
 HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder")
@@ -187,9 +188,11 @@ class PosePreTrainedModel(PreTrainedModel):
 
     def save_pretrained(self, save_directory, *args, **kwargs) -> None:
         """`PreTrainedModel.save_pretrained`; a model registered for remote code maps both `AutoModel` and
-        `AutoModelForPoseEstimation` to its class in `config.json`'s `auto_map`."""
+        `AutoModelForPoseEstimation` to its class in `config.json`'s `auto_map`, and declares the pipeline
+        in its `custom_pipelines` (its file is copied with this module's other relative imports)."""
         if self.is_remote_code():
             reference = f"{type(self).__module__.split('.')[-1]}.{type(self).__name__}"
             auto_map = getattr(self.config, "auto_map", None) or {}
             self.config.auto_map = {**auto_map, **dict.fromkeys(AUTO_MODEL_CLASSES, reference)}
+            self.config.custom_pipelines = remote_code_pipelines()
         super().save_pretrained(save_directory, *args, **kwargs)

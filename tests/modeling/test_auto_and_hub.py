@@ -21,8 +21,8 @@ from semipose.modeling import (
 FAMILIES = MODEL_FAMILIES
 IMAGE = torch.randint(0, 256, (3, 90, 120), dtype=torch.uint8)
 
-# Runs in a fresh interpreter: semipose is made unimportable before anything else is imported.
-HIDDEN_SEMIPOSE_SCRIPT = textwrap.dedent(
+# Starts a script for a fresh interpreter: semipose is made unimportable before anything else is imported.
+HIDE_SEMIPOSE = textwrap.dedent(
     """
     import sys
 
@@ -37,7 +37,10 @@ HIDDEN_SEMIPOSE_SCRIPT = textwrap.dedent(
         raise SystemExit("semipose is importable")
     except ModuleNotFoundError:
         pass
-
+    """
+)
+HIDDEN_SEMIPOSE_SCRIPT = HIDE_SEMIPOSE + textwrap.dedent(
+    """
     import torch
     from transformers import AutoImageProcessor, AutoModelForPoseEstimation
 

@@ -1,0 +1,193 @@
+"""The `pose-estimation` transformers pipeline, and the image-in / people-out steps it shares with `PoseEstimator`.
+
+This file travels with every saved checkpoint (the model's code imports it, so `save_pretrained` copies it),
+which is why it imports nothing from semipose outside this folder:
+
+- with semipose installed, `import semipose` registers the task: `pipeline("pose-estimation", model=DIR)`;
+- without it, `pipeline(model=DIR, trust_remote_code=True)` finds the class through the checkpoint's
+  `config.json` (`custom_pipelines`, under `REMOTE_CODE_TASK`; see `remote_code_pipelines` for why that
+  name differs from `TASK`).
+
+Both return, per image, the people `PoseEstimator` returns: sorted by score, each
+`{"score": float, "keypoints": [K, 2] array of (x, y) in image pixels, "keypoint_scores": [K] array}`.
+
+Shapes: M people in an image, K keypoints.
+
+Example:
+
+```python
+>>> import semipose  # registers the task
+>>> from transformers import pipeline
+>>> estimator = pipeline("pose-estimation", model="outputs/run_semi_pose", device="cpu")
+>>> people = estimator("photo.jpg", threshold=0.2)  # a list of images -> a list of lists
+>>> people[0]["keypoints"].shape
+(17, 2)
+```
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import PIL.Image
+import PIL.ImageOps
+import torch
+from transformers import AutoModelForPoseEstimation, Pipeline
+from transformers.pipelines import PIPELINE_REGISTRY
+
+TASK = "pose-estimation"
+"""The task name `import semipose` registers."""
+REMOTE_CODE_TASK = "semipose-pose-estimation"
+"""The task name a saved checkpoint's `custom_pipelines` declares (for use without semipose)."""
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
+ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+
+
+# ------------------------------------------------------------------------------------------ images
+
+
+def to_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
+    """An 8-bit RGB copy of a PIL image of any mode.
+
+    Transparent images are composited on white; 16-bit and 32-bit grayscale (`I;16`, `I`, `F`) are
+    scaled to 8 bits (full scale 65535, or 255 when no value exceeds 255), not clipped as
+    `Image.convert` would; grayscale, palette and CMYK images are converted.
+    """
+    if image.mode in SIXTEEN_BIT_MODES:
+        values = np.asarray(image, dtype=np.float64)
+        full_scale = 65535.0 if image.mode.startswith("I;16") or values.max(initial=0) > 255 else 255.0
+        image = PIL.Image.fromarray(np.clip(np.rint(values * 255 / full_scale), 0, 255).astype(np.uint8))
+    if image.mode in ALPHA_MODES or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        white = PIL.Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return PIL.Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def open_image(path: str | Path) -> PIL.Image.Image:
+    """The image file at `path` decoded, turned upright by its EXIF orientation, as RGB (see `to_rgb`).
+
+    Raises PIL's errors (OSError, SyntaxError, ValueError, DecompressionBombError) for what it cannot decode.
+    """
+    with PIL.Image.open(path) as image:
+        image.load()
+        return to_rgb(PIL.ImageOps.exif_transpose(image))
+
+
+# ------------------------------------------------------------------------------------------ people
+
+
+def keep_confident(people: dict[str, torch.Tensor], threshold: float) -> dict[str, torch.Tensor]:
+    """The people of one image whose person score reaches `threshold`."""
+    keep = people["scores"] >= threshold
+    return {name: value[keep] for name, value in people.items()}
+
+
+def clip_to_image(people: dict[str, torch.Tensor], size: tuple[int, int]) -> dict[str, torch.Tensor]:
+    """Keypoints of one image's people clamped into the image of `size = (width, height)`."""
+    limits = torch.tensor([size[0] - 1, size[1] - 1], dtype=people["keypoints"].dtype)
+    keypoints = people["keypoints"].clamp(min=torch.zeros_like(limits), max=limits)
+    return {**people, "keypoints": keypoints}
+
+
+def person_dicts(people: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
+    """One image's people (`keypoints [M, K, 2]`, `keypoint_scores [M, K]`, `scores [M]`, CPU) as one dict each."""
+    return [
+        {"score": float(score), "keypoints": keypoints.numpy(), "keypoint_scores": keypoint_scores.numpy()}
+        for score, keypoints, keypoint_scores in zip(people["scores"], people["keypoints"], people["keypoint_scores"])
+    ]
+
+
+# ---------------------------------------------------------------------------------------- pipeline
+
+
+class PoseEstimationPipeline(Pipeline):
+    """People in images, with any semipose model (either family) and its `PoseImageProcessor`.
+
+    Takes an image file path, a PIL image (any mode) or a list of them; URLs are not fetched. Call
+    parameters: `threshold` (people scoring below it are dropped; default 0) and `flip_test` (also run
+    the mirrored image and average the maps; default False). One image per forward pass.
+
+    Example:
+
+    ```python
+    >>> estimator = pipeline("pose-estimation", model="outputs/run_semi_pose")
+    >>> [len(people) for people in estimator(["a.jpg", Image.open("b.png")], flip_test=True)]
+    [3, 1]
+    ```
+    """
+
+    _load_processor = False
+    _load_image_processor = True
+    _load_video_processor = False
+    _load_feature_extractor = False
+    _load_tokenizer = False
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.model.eval()
+
+    def _sanitize_parameters(self, threshold: float | None = None, flip_test: bool | None = None, **kwargs):
+        if kwargs:
+            raise ValueError(f"{TASK} pipeline: unknown parameters {sorted(kwargs)}; it takes threshold and flip_test.")
+        forward = {} if flip_test is None else {"flip_test": flip_test}
+        postprocess = {} if threshold is None else {"threshold": threshold}
+        return {}, forward, postprocess
+
+    def preprocess(self, image: PIL.Image.Image | str | Path) -> dict[str, Any]:
+        image = read_image(image)
+        inputs = self.image_processor(image, return_tensors="pt")
+        return {"pixel_values": inputs["pixel_values"].to(self.dtype), "image_size": image.size}
+
+    def _forward(self, model_inputs: dict[str, Any], flip_test: bool = False) -> dict[str, Any]:
+        width, height = model_inputs["image_size"]
+        outputs = self.model(pixel_values=model_inputs["pixel_values"], flip_test=flip_test)
+        people = self.image_processor.post_process_pose_estimation(
+            self.model.decode(outputs), target_sizes=[(height, width)]
+        )[0]
+        return {"people": people, "image_size": model_inputs["image_size"]}
+
+    def postprocess(self, model_outputs: dict[str, Any], threshold: float = 0.0) -> list[dict[str, Any]]:
+        people = {name: value.float() for name, value in model_outputs["people"].items()}
+        return person_dicts(clip_to_image(keep_confident(people, threshold), model_outputs["image_size"]))
+
+
+def read_image(image: PIL.Image.Image | str | Path) -> PIL.Image.Image:
+    """A pipeline input as an RGB image: a PIL image (converted) or a local file path (opened), never a URL."""
+    if isinstance(image, PIL.Image.Image):
+        return to_rgb(image)
+    if not isinstance(image, (str, Path)):
+        raise TypeError(f"{TASK} pipeline: expected a PIL image or an image file path, got {type(image).__name__}.")
+    if str(image).startswith(("http://", "https://")):
+        raise ValueError(f"{image}: URLs are not fetched; download the image and pass its path or a PIL image.")
+    if not Path(image).is_file():
+        raise FileNotFoundError(f"{image}: no such image file.")
+    try:
+        return open_image(image)
+    except (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError) as error:
+        raise ValueError(f"{image}: not a readable image ({error}).") from error
+
+
+def register_pipeline() -> None:
+    """Register `PoseEstimationPipeline` as the `pose-estimation` task with transformers (idempotent)."""
+    if PIPELINE_REGISTRY.supported_tasks.get(TASK, {}).get("impl") is not PoseEstimationPipeline:
+        PIPELINE_REGISTRY.register_pipeline(
+            TASK, pipeline_class=PoseEstimationPipeline, pt_model=AutoModelForPoseEstimation, type="image"
+        )
+
+
+def remote_code_pipelines() -> dict[str, dict[str, Any]]:
+    """The `custom_pipelines` entry of a saved checkpoint's config.json.
+
+    transformers looks a task up in `custom_pipelines` before its registry, and loads a task found there only
+    with `trust_remote_code=True`; declaring `TASK` itself would make `pipeline("pose-estimation", model=DIR)`
+    demand it even where semipose is installed. So the checkpoint declares `REMOTE_CODE_TASK`, the only task
+    there, which `pipeline(model=DIR, trust_remote_code=True)` picks without being named.
+    """
+    reference = f"{PoseEstimationPipeline.__module__.split('.')[-1]}.{PoseEstimationPipeline.__name__}"
+    return {REMOTE_CODE_TASK: {"impl": reference, "pt": ["AutoModelForPoseEstimation"], "type": "image"}}
+
+
+__all__ = ["PoseEstimationPipeline", "register_pipeline", "remote_code_pipelines"]

@@ -1,0 +1,100 @@
+"""The `pose-estimation` transformers pipeline: the people of `PoseEstimator` for paths, PIL images and lists,
+its parameters and bad inputs, and the same people with `trust_remote_code=True` where semipose is not installed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from test_auto_and_hub import HIDE_SEMIPOSE
+from transformers import pipeline
+
+from semipose.inference import PoseEstimator
+from semipose.modeling.pipeline_pose_estimation import REMOTE_CODE_TASK, PoseEstimationPipeline
+
+PIPELINE_WITHOUT_SEMIPOSE_SCRIPT = HIDE_SEMIPOSE + textwrap.dedent(
+    """
+    import torch
+    from PIL import Image
+    from transformers import pipeline
+
+    folder, photo, output = sys.argv[1:]
+    estimator = pipeline(model=folder, trust_remote_code=True, device="cpu")  # the task comes from config.json
+    people = estimator([photo, Image.open(photo)], flip_test=True)
+    torch.save({"class": type(estimator).__module__ + "." + type(estimator).__name__, "people": people}, output)
+    """
+)
+
+
+@pytest.fixture(scope="module")
+def photos(coco_fixture_dir):
+    return sorted(coco_fixture_dir.glob("*.jpg"))
+
+
+def assert_same_people(got: list[dict], expected: list[dict]) -> None:
+    assert len(got) == len(expected) > 0
+    for person, reference in zip(got, expected):
+        assert sorted(person) == ["keypoint_scores", "keypoints", "score"] and isinstance(person["score"], float)
+        assert person["score"] == pytest.approx(reference["score"], abs=1e-6)
+        np.testing.assert_allclose(person["keypoints"], reference["keypoints"], atol=1e-3)
+        np.testing.assert_allclose(person["keypoint_scores"], reference["keypoint_scores"], atol=1e-6)
+
+
+def test_pipeline_returns_the_people_of_pose_estimator(checkpoint, photos):
+    estimator = pipeline("pose-estimation", model=checkpoint, device="cpu")
+    assert type(estimator) is PoseEstimationPipeline
+    reference = PoseEstimator.from_pretrained(checkpoint, device="cpu", batch_size=1)
+    assert_same_people(estimator(str(photos[0])), reference(photos[0]))  # one path -> its people
+    rgba = Image.open(photos[1]).convert("RGBA")
+    for got, expected in zip(estimator([photos[2], rgba]), reference([photos[2], rgba])):  # a list -> a list of lists
+        assert_same_people(got, expected)
+    reference.threshold, reference.flip_test = 0.6, True
+    assert_same_people(estimator(photos[3], threshold=0.6, flip_test=True), reference(photos[3]))
+
+
+def test_pipeline_refuses_urls_missing_files_and_other_inputs(tmp_path, checkpoint):
+    estimator = pipeline("pose-estimation", model=checkpoint, device="cpu")
+    with pytest.raises(ValueError, match="https://example.com/a.jpg: URLs are not fetched"):
+        estimator("https://example.com/a.jpg")
+    with pytest.raises(FileNotFoundError, match="missing.jpg: no such image file"):
+        estimator(str(tmp_path / "missing.jpg"))
+    (tmp_path / "notes.jpg").write_text("not an image")
+    with pytest.raises(ValueError, match="notes.jpg: not a readable image"):
+        estimator(tmp_path / "notes.jpg")
+    with pytest.raises(TypeError, match="expected a PIL image or an image file path, got ndarray"):
+        estimator(np.zeros((8, 8, 3)))
+    with pytest.raises(ValueError, match=r"unknown parameters \['top_k'\]; it takes threshold and flip_test"):
+        estimator(Image.new("RGB", (8, 8)), top_k=3)
+
+
+def test_checkpoint_declares_the_pipeline_and_stays_loadable_without_remote_code(tmp_path, checkpoint, photos):
+    config = json.loads((checkpoint / "config.json").read_text())
+    assert config["custom_pipelines"] == {REMOTE_CODE_TASK: {
+        "impl": "pipeline_pose_estimation.PoseEstimationPipeline", "pt": ["AutoModelForPoseEstimation"], "type": "image"}}
+    assert (checkpoint / "pipeline_pose_estimation.py").is_file()
+    estimator = pipeline("pose-estimation", model=checkpoint, device="cpu")
+    estimator.save_pretrained(tmp_path)  # a pipeline saves its own task name: it must not shadow the registry
+    assert list(json.loads((tmp_path / "config.json").read_text())["custom_pipelines"]) == [REMOTE_CODE_TASK]
+    again = pipeline("pose-estimation", model=tmp_path, device="cpu")
+    assert_same_people(again(photos[0]), estimator(photos[0]))
+
+
+def test_pipeline_with_trust_remote_code_works_without_semipose(tmp_path, checkpoint, photos):
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf_home"), "PYTHONPATH": ""}
+    process = subprocess.run(
+        [sys.executable, "-c", PIPELINE_WITHOUT_SEMIPOSE_SCRIPT, checkpoint, photos[0], tmp_path / "people.pt"],
+        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=300,
+    )
+    assert process.returncode == 0, process.stderr[-3000:]
+    result = torch.load(tmp_path / "people.pt", weights_only=False)
+    assert result["class"].startswith("transformers_modules.") and result["class"].endswith(".PoseEstimationPipeline")
+    reference = PoseEstimator.from_pretrained(checkpoint, device="cpu", flip_test=True)(photos[0])
+    for people in result["people"]:
+        assert_same_people(people, reference)
