@@ -91,7 +91,8 @@ class SemiPoseTrainingArguments(TrainingArguments):
             raise ValueError(f"final_model must be one of {MODEL_SELECTIONS}, got {self.final_model!r}.")
         if self.max_consecutive_nonfinite_steps < 0:
             raise ValueError(
-                f"max_consecutive_nonfinite_steps must be >= 0 (0: never stop), got {self.max_consecutive_nonfinite_steps}."
+                "max_consecutive_nonfinite_steps must be >= 0 (0: never stop), "
+                f"got {self.max_consecutive_nonfinite_steps}."
             )
         if self.unlabeled_ratio < 1:
             raise ValueError(f"unlabeled_ratio must be >= 1, got {self.unlabeled_ratio}.")

@@ -78,7 +78,9 @@ def _run_killed_child(dataset_dir, output_dir, kill_point: str) -> None:
     command = [sys.executable, __file__, str(dataset_dir), str(output_dir), kill_point]
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     finished = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
-    assert finished.returncode == -signal.SIGKILL, f"{kill_point}: exit {finished.returncode}\n{finished.stderr[-3000:]}"
+    assert finished.returncode == -signal.SIGKILL, (
+        f"{kill_point}: exit {finished.returncode}\n{finished.stderr[-3000:]}"
+    )
 
 
 def _final_state(trainer) -> dict:
