@@ -6,6 +6,7 @@ Example:
 >>> args = SemiPoseTrainingArguments(output_dir="out", ssl_mode="semi", max_steps=1000, burn_in_steps=400)
 >>> args.unsupervised_weight_factor(450)  # 0 until step 400, then 1 by step 500
 0.5
+
 ```
 """
 

@@ -13,6 +13,7 @@ Example:
 >>> student = torch.nn.Linear(2, 2)
 >>> teacher = build_teacher(student)
 >>> update_teacher(teacher, student, decay=0.99)
+
 ```
 """
 

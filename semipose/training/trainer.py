@@ -23,13 +23,13 @@ uninterrupted one (training items are augmented under their own seed, see `seede
 step with a non-finite loss moves nothing; `max_consecutive_nonfinite_steps` of them in a row
 save the last good state and raise `NonFiniteTrainingError`.
 
-Example:
+Illustration (not run: trains a model):
 
 ```python
->>> trainer = SemiPoseTrainer(model=model, args=args, train_dataset=pairs, eval_dataset=validation_rows,
-...                           data_collator=collator, processing_class=image_processor)
->>> trainer.train()
->>> trainer.evaluate()["eval_AP"]
+trainer = SemiPoseTrainer(model=model, args=args, train_dataset=pairs, eval_dataset=validation_rows,
+                          data_collator=collator, processing_class=image_processor)
+trainer.train()
+trainer.evaluate()["eval_AP"]
 ```
 """
 

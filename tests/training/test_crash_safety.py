@@ -12,10 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from tiny_training import assert_identical, make_trainer, training_logs
 
 from semipose.training.checkpoints import COMPLETE_MARKER, is_complete_checkpoint, latest_complete_checkpoint
+
+pytestmark = pytest.mark.slow  # killed child processes and their resumed runs
 
 # Checkpoints at steps 2, 4, 6 and only one kept: rotating before the newest is complete would leave none.
 RUN = dict(ssl_mode="semi", max_steps=6, burn_in_steps=2, save_strategy="steps", save_steps=2, save_total_limit=1)

@@ -127,6 +127,7 @@ class _CaptureStatesAtStepEnd(TrainerCallback):
         self.store[state.global_step] = (clone(self.trainer.model), teacher)
 
 
+@pytest.mark.slow  # trains, saves, and trains again from the checkpoint
 def test_resume_restores_teacher_and_step(tiny_dataset_dir, tmp_path):
     first = make_trainer(tiny_dataset_dir, tmp_path, max_steps=4, save_strategy="steps", save_steps=4)
     first.train()
