@@ -1,6 +1,6 @@
 """`SemiPoseTrainer`: one Trainer for both model families and all three modes.
 
-One optimizer step of `semi` mode (see DESIGN.md):
+One optimizer step of `semi` mode (docs/architecture.md follows it function by function):
 
 ```
 teacher(weak unlabeled)                          no grad, under the accelerator's autocast
