@@ -131,7 +131,9 @@ def measure_decode(args: argparse.Namespace) -> list[dict]:
         for people in DECODE_PEOPLE:
             keypoints = random_people(args.batch_size, people, DECODE_INPUT_SIZE, model.config.num_keypoints)
             outputs = ideal_outputs(family, keypoints, model.config, DECODE_INPUT_SIZE)
-            seconds, runs = median_seconds(lambda model=model, outputs=outputs: model.decode(outputs), args.repeats, args.warmup)
+            seconds, runs = median_seconds(
+                lambda model=model, outputs=outputs: model.decode(outputs), args.repeats, args.warmup
+            )
             found = int(model.decode(outputs).mask.sum()) / args.batch_size
             records.append({
                 "measurement": "decode", "family": family, "people": people, "input_size": DECODE_INPUT_SIZE,

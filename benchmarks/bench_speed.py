@@ -299,13 +299,16 @@ def main() -> None:
         "pipeline_images_per_second": round(pipeline, 1),
         "training_images_per_second": round(consumed, 1),
         "all_people_kept": {
-            "semi_over_supervised_step": round(all_people["semi_step_seconds"] / all_people["supervised_step_seconds"], 4),
+            "semi_over_supervised_step": round(
+                all_people["semi_step_seconds"] / all_people["supervised_step_seconds"], 4
+            ),
             "semi_step_shares": all_people["semi_step_shares"],
             "pseudo_people_per_image": all_people["pseudo_people_per_image"],
         },
         "main_job_memory": memory,
     }
-    print(json.dumps({key: report[key] for key in ("figures", "dominant", "semi_step_shares", "all_people_kept")}, indent=2))
+    shown = ("figures", "dominant", "semi_step_shares", "all_people_kept")
+    print(json.dumps({key: report[key] for key in shown}, indent=2))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.output}")

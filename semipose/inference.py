@@ -14,15 +14,15 @@ mapping back to the original pixels.
 
 Shapes: M people in an image, K keypoints of the model's skeleton.
 
-Example:
+Illustration (not run: needs a trained model folder, e.g. the main job's output):
 
 ```python
->>> from semipose.inference import PoseEstimator
->>> estimator = PoseEstimator.from_pretrained("outputs/run_semi_pose")
->>> people = estimator("photo.jpg")  # one image -> its people; a list of images -> a list of lists
->>> people[0]["score"], people[0]["keypoints"].shape  # (x, y) in photo pixels
-(0.91, (17, 2))
->>> estimator.draw("photo.jpg", people).save("photo_poses.png")
+from semipose.inference import PoseEstimator
+
+estimator = PoseEstimator.from_pretrained("outputs/run_semi_pose")
+people = estimator("photo.jpg")  # one image -> its people; a list of images -> a list of lists
+people[0]["score"], people[0]["keypoints"].shape  # a float in [0, 1]; (K, 2): (x, y) in photo pixels
+estimator.draw("photo.jpg", people).save("photo_poses.png")
 ```
 """
 
@@ -198,13 +198,12 @@ class PoseEstimator:
         flip_test: also run each image mirrored and average the maps (slower, usually more accurate).
         threshold: people whose score is below it are dropped.
 
-    Example:
+    Illustration (not run: needs a trained model folder):
 
     ```python
-    >>> estimator = PoseEstimator.from_pretrained("outputs/run_semi_pose", device="cpu", flip_test=True)
-    >>> people = estimator(["a.jpg", Image.open("b.png")])  # one list of people per image
-    >>> sorted(people[0][0])
-    ['keypoint_scores', 'keypoints', 'score']
+    estimator = PoseEstimator.from_pretrained("outputs/run_semi_pose", device="cpu", flip_test=True)
+    people = estimator(["a.jpg", Image.open("b.png")])  # one list of people per image
+    sorted(people[0][0])  # ['keypoint_scores', 'keypoints', 'score']
     ```
     """
 

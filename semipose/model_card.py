@@ -6,8 +6,13 @@ reads, and the same card goes up with `push_to_hub`.
 Example:
 
 ```python
->>> write_model_card("outputs/run", model.config, {"ssl_mode": "semi", "dataset_config": "ratio_5",
-...                  "final_model": "teacher", "metrics": {"eval_AP": 0.41}})
+>>> import tempfile
+>>> from semipose.modeling import CenterOffsetConfig
+>>> card = write_model_card(tempfile.mkdtemp(), CenterOffsetConfig(), {
+...     "ssl_mode": "semi", "dataset_config": "ratio_5", "final_model": "teacher", "metrics": {"eval_AP": 0.41}})
+>>> card.name, ModelCard.load(card).data.library_name
+('README.md', 'semipose')
+
 ```
 """
 

@@ -16,6 +16,7 @@ Example:
 >>> coco = get_skeleton("coco")
 >>> coco.num_keypoints, coco.keypoint_names[coco.flip_index[1]]
 (17, 'right_eye')
+
 ```
 """
 

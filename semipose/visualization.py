@@ -19,6 +19,7 @@ Example:
 >>> drawn = draw_people(Image.new("RGB", (64, 64)), keypoints, get_skeleton("coco"), scores=[0.9])
 >>> make_grid([drawn, drawn], columns=2).size
 (130, 64)
+
 ```
 """
 

@@ -25,13 +25,15 @@ ANY = object()
 
 # (transformers class, private method, positional arguments, keyword arguments), as semipose calls it.
 CALLED = [
-    (Trainer, "_save_checkpoint", (ANY, ANY), {}),  # SemiPoseTrainer._save_checkpoint: super()._save_checkpoint(model, trial)
+    # SemiPoseTrainer._save_checkpoint: super()._save_checkpoint(model, trial)
+    (Trainer, "_save_checkpoint", (ANY, ANY), {}),
     (Trainer, "_save_checkpoint", (ANY,), {"trial": None}),  # stopping after non-finite steps
     (Trainer, "_load_from_checkpoint", (ANY, ANY), {}),
     (Trainer, "_get_output_dir", (), {"trial": ANY}),
     (Trainer, "_get_dataloader", (),
      {"dataset": ANY, "description": "Training", "batch_size": 2, "sampler_fn": ANY, "is_training": True}),
-    (Trainer, "_get_train_sampler", (ANY,), {}),  # passed as `sampler_fn`, which `_get_dataloader` calls with the dataset
+    # passed as `sampler_fn`, which `_get_dataloader` calls with the dataset
+    (Trainer, "_get_train_sampler", (ANY,), {}),
     (TorchvisionBackend, "_standardize_kwargs", (), {"size": ANY, "image_mean": ANY}),
 ]
 
@@ -83,7 +85,9 @@ def test_private_methods_we_call_take_our_arguments(owner, name, args, kwargs):
 def test_private_overrides_still_override_and_accept_every_call_transformers_makes(ours, base, names):
     for name in names:
         assert name in vars(ours), f"{ours.__name__} no longer overrides {name}: update this list"
-        assert callable(getattr(base, name, None)), f"transformers' {base.__name__}.{name} is gone: our override is dead"
+        assert callable(getattr(base, name, None)), (
+            f"transformers' {base.__name__}.{name} is gone: our override is dead"
+        )
         calls = _calls_on_self(CALLER_MODULES[base], name)
         assert calls, f"transformers no longer calls {base.__name__}.{name}: our override would never run"
         signature = inspect.signature(getattr(ours, name))

@@ -29,6 +29,7 @@ Example:
 ...                            show_progress=False)
 >>> len(rows), sum(len(row["annotation_ids"]) for row in rows)
 (4, 12)
+
 ```
 """
 

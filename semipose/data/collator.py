@@ -11,15 +11,22 @@ Shapes: B images, M people (per image; the batch holds the largest M), K keypoin
 Example:
 
 ```python
+>>> from datasets import Dataset
 >>> from torch.utils.data import DataLoader
->>> from semipose.data.collator import PoseDataCollator
->>> dataset = labeled.with_transform(LabeledTransform(256))
->>> loader = DataLoader(dataset, batch_size=8, collate_fn=PoseDataCollator())
->>> sorted(next(iter(loader)))
-['ignore_mask', 'image_ids', 'keypoints', 'pixel_values']
->>> loader = DataLoader(validation_rows, batch_size=8, collate_fn=EvaluationCollator(image_processor))
+>>> from semipose.data.coco_format import pose_features, read_coco_keypoints
+>>> from semipose.data.transforms import LabeledTransform
+>>> from semipose.modeling import PoseImageProcessor
+>>> rows = read_coco_keypoints("tests/fixtures/coco/test_coco.json", "tests/fixtures/coco", show_progress=False)
+>>> validation_rows = Dataset.from_list(rows, features=pose_features(17))
+>>> loader = DataLoader(validation_rows.with_transform(LabeledTransform(256)), batch_size=4,
+...                     collate_fn=PoseDataCollator())
+>>> batch = next(iter(loader))
+>>> sorted(batch), batch["keypoints"].shape  # [B, M, K, 3], M = most people in one image
+(['ignore_mask', 'image_ids', 'keypoints', 'pixel_values'], torch.Size([4, 5, 17, 3]))
+>>> loader = DataLoader(validation_rows, batch_size=4, collate_fn=EvaluationCollator(PoseImageProcessor()))
 >>> sorted(next(iter(loader)))
 ['image_ids', 'pixel_values', 'target_sizes']
+
 ```
 """
 

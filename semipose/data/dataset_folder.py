@@ -20,14 +20,14 @@ file by file, by image id within a file. Files and splits without rows are not w
 `datasets` cannot load a split that has no rows: `load_pose_dataset` returns an empty dataset
 with the row features for such a split (a plain `load_dataset` call reports it as unknown).
 
-Example:
+Illustration (not run: needs the COCO annotations and images):
 
 ```python
->>> from semipose.data.dataset_folder import load_pose_dataset, prepare_dataset_folder
->>> folder = prepare_dataset_folder(
-...     "coco/annotations/person_keypoints_train2017.json", "coco/train2017",
-...     "coco/annotations/person_keypoints_val2017.json", "coco/val2017", "data/coco_semi")
->>> labeled = load_pose_dataset(folder, "ratio_10", "labeled")
+from semipose.data.dataset_folder import load_pose_dataset, prepare_dataset_folder
+folder = prepare_dataset_folder(
+    "coco/annotations/person_keypoints_train2017.json", "coco/train2017",
+    "coco/annotations/person_keypoints_val2017.json", "coco/val2017", "data/coco_semi")
+labeled = load_pose_dataset(folder, "ratio_10", "labeled")
 ```
 """
 
@@ -179,11 +179,11 @@ def load_pose_dataset(
     Returns:
         The split's rows; an empty dataset with the row features for a split without rows.
 
-    Example:
+    Illustration (not run: needs a prepared dataset folder):
 
     ```python
-    >>> validation = load_pose_dataset("data/coco_semi", "full", "validation")
-    >>> validation[0]["keypoints"]  # [M][K][3]
+    validation = load_pose_dataset("data/coco_semi", "full", "validation")
+    validation[0]["keypoints"]  # [M][K][3]
     ```
     """
     metadata = read_dataset_metadata(folder)

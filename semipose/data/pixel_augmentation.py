@@ -16,6 +16,7 @@ Example:
 >>> images = torch.zeros(2, 3, 64, 64)
 >>> augment_pixels(images, AugmentationConfig.strong()).shape
 torch.Size([2, 3, 64, 64])
+
 ```
 """
 

@@ -8,8 +8,12 @@ DDP sharding, worker processes and mid-epoch resume for free.
 Example:
 
 ```python
->>> pairs = SemiSupervisedDataset(labeled, unlabeled, unlabeled_ratio=1)
->>> item = pairs[0]   # {"labeled": {...}, "unlabeled": [{...}]}
+>>> pairs = SemiSupervisedDataset(["L0", "L1"], ["U0", "U1", "U2", "U3", "U4"], unlabeled_ratio=2)
+>>> len(pairs)  # ceil(5 / 2) pairs use every unlabeled example once
+3
+>>> pairs[2]  # labeled 2 mod 2, unlabeled 4 and 5 mod 5
+{'labeled': 'L0', 'unlabeled': ['U4', 'U0']}
+
 ```
 """
 

@@ -40,14 +40,17 @@ which the `DataLoader` seeds differently in every worker: keep None when `num_wo
 Example:
 
 ```python
->>> from datasets import load_dataset
+>>> from datasets import Dataset
+>>> from semipose.data.coco_format import pose_features, read_coco_keypoints
 >>> from semipose.data.transforms import AugmentationConfig, LabeledTransform
->>> labeled = load_dataset("my_dataset", "ratio_10", split="labeled")
+>>> rows = read_coco_keypoints("tests/fixtures/coco/test_coco.json", "tests/fixtures/coco", show_progress=False)
+>>> labeled = Dataset.from_list(rows, features=pose_features(17))  # or load_dataset(folder, "ratio_10", ...)
 >>> transform = LabeledTransform(256, AugmentationConfig.strong(), skeleton="coco")
 >>> labeled = labeled.with_transform(transform)
 >>> example = labeled[0]
 >>> example["pixel_values"].shape, example["ignore_mask"].shape
 (torch.Size([3, 256, 256]), torch.Size([256, 256]))
+
 ```
 """
 
@@ -98,6 +101,7 @@ class AugmentationConfig:
     ```python
     >>> AugmentationConfig.light().max_rotation, AugmentationConfig.none().flip_probability
     (10.0, 0.0)
+
     ```
     """
 
@@ -383,12 +387,11 @@ class UnlabeledTransform(_ViewTransform):
         image_mean, image_std: per-channel normalization (ImageNet by default).
         generator: randomness; None (the default) uses torch's global RNG, per DataLoader worker.
 
-    Example:
+    Illustration (not run: needs an unlabeled split, see the module's example):
 
     ```python
-    >>> unlabeled = unlabeled.with_transform(UnlabeledTransform(256))
-    >>> sorted(unlabeled[0])
-    ['image_id', 'pixel_values']
+    unlabeled = unlabeled.with_transform(UnlabeledTransform(256))
+    sorted(unlabeled[0])  # ['image_id', 'pixel_values']
     ```
     """
 
@@ -426,13 +429,12 @@ class LabeledTransform(_ViewTransform):
     pixels (v = 0 and zero coordinates for unlabeled or out-of-frame keypoints), `ignore_mask`
     `[S, S]` bool (True = crowd / unannotated person region) and `image_id`.
 
-    Example:
+    Illustration (not run: needs a labeled split, see the module's example):
 
     ```python
-    >>> transform = LabeledTransform(256, AugmentationConfig.light(), skeleton="crowdpose")
-    >>> example = labeled.with_transform(transform)[0]
-    >>> example["keypoints"].shape  # M people
-    torch.Size([3, 14, 3])
+    transform = LabeledTransform(256, AugmentationConfig.light(), skeleton="crowdpose")
+    example = labeled.with_transform(transform)[0]
+    example["keypoints"].shape  # torch.Size([M, 14, 3]): M people, (x, y, visibility) in input pixels
     ```
     """
 

@@ -8,13 +8,12 @@ readable example in its place and lists the skipped image ids under `UNREADABLE_
 stack those ids into the batch, which is how the count crosses from the `DataLoader` worker
 processes to the main process (`semipose.training.data_health` counts them and enforces the limit).
 
-Example:
+Illustration (not run: needs a prepared dataset folder):
 
 ```python
->>> labeled = lazy_images(load_pose_dataset(folder, "ratio_10", "labeled"))
->>> labeled = SkipUnreadable(labeled.with_transform(LabeledTransform(256)))
->>> labeled[3][UNREADABLE_KEY]  # ids of the unreadable images served around, usually []
-[]
+labeled = lazy_images(load_pose_dataset(folder, "ratio_10", "labeled"))
+labeled = SkipUnreadable(labeled.with_transform(LabeledTransform(256)))
+labeled[3][UNREADABLE_KEY]  # ids of the unreadable images served around, usually []
 ```
 """
 

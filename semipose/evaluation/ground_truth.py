@@ -21,6 +21,7 @@ Example:
 >>> ground_truth = ground_truth_from_rows(rows, "coco")
 >>> len(ground_truth["images"]), len(ground_truth["annotations"])
 (4, 14)
+
 ```
 """
 

@@ -22,6 +22,7 @@ Example:
 >>> evaluator.add(785, keypoints=np.zeros((1, 17, 3)), scores=np.ones(1))
 >>> evaluator.compute()["AP"]
 0.0
+
 ```
 """
 

@@ -8,10 +8,17 @@ exactly as on unlabeled images and matched to the ground truth by pycocotools' o
 Example:
 
 ```python
->>> quality = pseudo_label_quality(ground_truth, teacher_people, "coco", person_threshold=0.3,
-...                                keypoint_threshold=0.3)
->>> sorted(quality)
-['people_per_image', 'precision', 'recall']
+>>> from semipose.data.coco_format import read_coco_keypoints
+>>> from semipose.evaluation.ground_truth import ground_truth_from_rows
+>>> rows = read_coco_keypoints("tests/fixtures/coco/test_coco.json", "tests/fixtures/coco", show_progress=False)
+>>> ground_truth = ground_truth_from_rows(rows, "coco")
+>>> people = [  # the ground truth itself, visibilities as keypoint scores, every person scored 1
+...     (row["image_id"], np.reshape(row["keypoints"], (-1, 17, 3)), np.ones(len(row["keypoints"])))
+...     for row in rows]
+>>> quality = pseudo_label_quality(ground_truth, people, "coco", person_threshold=0.3, keypoint_threshold=0.3)
+>>> quality["precision"], quality["recall"]
+(1.0, 1.0)
+
 ```
 """
 

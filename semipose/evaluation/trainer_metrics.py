@@ -5,13 +5,13 @@
 - `add_pose_estimates`: feed such outputs to a `KeypointEvaluator`;
 - `prefixed_metrics`: `{"AP": ...}` -> `{"eval_AP": ...}` (the Trainer's `metric_key_prefix`).
 
-Example:
+Illustration (not run: needs validation rows and model outputs):
 
 ```python
->>> evaluator = KeypointEvaluator.from_rows(validation_rows, "coco")
->>> add_pose_estimates(evaluator, batch_image_ids, image_processor.post_process_pose_estimation(
-...     outputs, target_sizes=batch_sizes))
->>> metrics = prefixed_metrics(evaluator.compute(), "eval")
+evaluator = KeypointEvaluator.from_rows(validation_rows, "coco")
+add_pose_estimates(evaluator, batch_image_ids, image_processor.post_process_pose_estimation(
+    outputs, target_sizes=batch_sizes))
+metrics = prefixed_metrics(evaluator.compute(), "eval")
 ```
 """
 

@@ -8,14 +8,17 @@ with `trust_remote_code=True` where semipose is not installed.
 Example:
 
 ```python
+>>> import tempfile
 >>> from transformers import AutoModelForPoseEstimation
 >>> from semipose.modeling import CenterOffsetConfig, CenterOffsetForPoseEstimation, PoseImageProcessor
 >>> model = CenterOffsetForPoseEstimation(CenterOffsetConfig(backbone="regnetx_002", neck_channels=32))
->>> model.save_pretrained("checkpoint")
->>> PoseImageProcessor().save_pretrained("checkpoint")
-['checkpoint/preprocessor_config.json']
->>> AutoModelForPoseEstimation.from_pretrained("checkpoint").__class__.__name__
+>>> with tempfile.TemporaryDirectory() as checkpoint:
+...     model.save_pretrained(checkpoint)
+...     _ = PoseImageProcessor().save_pretrained(checkpoint)
+...     loaded = AutoModelForPoseEstimation.from_pretrained(checkpoint)
+>>> type(loaded).__name__
 'CenterOffsetForPoseEstimation'
+
 ```
 """
 

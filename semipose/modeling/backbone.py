@@ -22,6 +22,7 @@ Example:
 >>> backbone = PoseBackbone("regnetx_002", neck_channels=32, output_stride=4)
 >>> backbone(torch.zeros(1, 3, 64, 96)).shape
 torch.Size([1, 32, 16, 24])
+
 ```
 """
 

@@ -20,6 +20,7 @@ Example:
 >>> poses = decode_associative_embedding(targets.heatmaps, tags, stride=4, grouping_order=[0, 1])
 >>> poses.keypoints[0, 0].round().tolist()
 [[10.0, 12.0], [30.0, 12.0]]
+
 ```
 """
 

@@ -23,6 +23,7 @@ Example:
 >>> poses = decode_center_offset(*ideal, stride=4)
 >>> poses.keypoints[0, 0].round().tolist()
 [[10.0, 12.0], [30.0, 20.0]]
+
 ```
 """
 

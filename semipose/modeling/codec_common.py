@@ -43,6 +43,7 @@ class DecodedPoses:
     ...     "keypoint_scores": torch.ones(2, 17), "scores": torch.tensor([0.9, 0.5])}], num_keypoints=17)
     >>> poses.keypoints.shape, [len(image["scores"]) for image in poses.to_list()]
     (torch.Size([1, 2, 17, 2]), [2])
+
     ```
     """
 
@@ -167,6 +168,7 @@ def render_gaussian_heatmaps(
     >>> heatmaps = render_gaussian_heatmaps(torch.tensor([[[[9.5, 5.5, 2.0]]]]), (4, 4), stride=4, sigma=1.0)
     >>> heatmaps[0, 0, 1, 2].item()
     1.0
+
     ```
     """
     height, width = heatmap_size

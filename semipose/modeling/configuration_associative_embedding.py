@@ -30,6 +30,7 @@ class AssociativeEmbeddingConfig(PoseConfig):
     >>> model = AssociativeEmbeddingForPoseEstimation(config)
     >>> config.num_keypoints, config.model_type
     (14, 'semipose_associative_embedding')
+
     ```
     """
 

@@ -31,6 +31,7 @@ class CenterOffsetConfig(PoseConfig):
     >>> model = CenterOffsetForPoseEstimation(config)
     >>> config.num_keypoints, config.model_type
     (17, 'semipose_center_offset')
+
     ```
     """
 

@@ -17,6 +17,7 @@ Example:
 torch.Size([1, 3, 192, 256])
 >>> # outputs = model(**inputs)
 >>> # people = processor.post_process_pose_estimation(outputs, target_sizes=[(480, 640)])
+
 ```
 """
 
@@ -248,6 +249,7 @@ def to_coco_results(
     >>> to_coco_results([{"keypoints": torch.ones(1, 2, 2), "keypoint_scores": torch.ones(1, 2),
     ...     "scores": torch.tensor([0.5])}], image_ids=[785])
     [{'image_id': 785, 'category_id': 1, 'keypoints': [1.0, 1.0, 1.0, 1.0, 1.0, 1.0], 'score': 0.5}]
+
     ```
     """
     if len(predictions) != len(image_ids):

@@ -58,6 +58,7 @@ class AssociativeEmbeddingForPoseEstimation(PosePreTrainedModel):
     >>> outputs = model(torch.randn(1, 3, 128, 96), flip_test=True)
     >>> outputs.heatmaps.shape, model.decode(outputs).keypoints.shape[-2:]
     (torch.Size([1, 17, 32, 24]), torch.Size([17, 2]))
+
     ```
     """
 

@@ -72,6 +72,7 @@ class CenterOffsetForPoseEstimation(PosePreTrainedModel):
     >>> outputs = model(torch.randn(1, 3, 128, 96), flip_test=True)
     >>> outputs.offsets.shape, model.decode(outputs).keypoints.shape[-2:]
     (torch.Size([1, 34, 32, 24]), torch.Size([17, 2]))
+
     ```
     """
 

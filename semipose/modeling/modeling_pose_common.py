@@ -49,11 +49,11 @@ def select_images(outputs: ModelOutput, index: slice | torch.Tensor) -> ModelOut
     Lets a trainer run one forward over labeled + unlabeled images and call `compute_loss` or
     `decode` on each part.
 
-    Example:
+    Illustration (not run: needs a model's outputs and a labeled batch):
 
     ```python
-    >>> labeled = select_images(outputs, slice(0, 8))
-    >>> losses = model.compute_loss(labeled, keypoints, ignore_mask)
+    labeled = select_images(outputs, slice(0, 8))
+    losses = model.compute_loss(labeled, keypoints, ignore_mask)
     ```
     """
     return type(outputs)(**{name: value[index] for name, value in outputs.items() if value.ndim == 4})

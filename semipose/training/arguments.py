@@ -6,6 +6,7 @@ Example:
 >>> args = SemiPoseTrainingArguments(output_dir="out", ssl_mode="semi", max_steps=1000, burn_in_steps=400)
 >>> args.unsupervised_weight_factor(450)  # 0 until step 400, then 1 by step 500
 0.5
+
 ```
 """
 
@@ -91,7 +92,8 @@ class SemiPoseTrainingArguments(TrainingArguments):
             raise ValueError(f"final_model must be one of {MODEL_SELECTIONS}, got {self.final_model!r}.")
         if self.max_consecutive_nonfinite_steps < 0:
             raise ValueError(
-                f"max_consecutive_nonfinite_steps must be >= 0 (0: never stop), got {self.max_consecutive_nonfinite_steps}."
+                "max_consecutive_nonfinite_steps must be >= 0 (0: never stop), "
+                f"got {self.max_consecutive_nonfinite_steps}."
             )
         if self.unlabeled_ratio < 1:
             raise ValueError(f"unlabeled_ratio must be >= 1, got {self.unlabeled_ratio}.")

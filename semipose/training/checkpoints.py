@@ -10,8 +10,14 @@ after a newer one is complete.
 Example:
 
 ```python
->>> latest_complete_checkpoint("outputs/run")  # None when no checkpoint was finished
-'outputs/run/checkpoint-1500'
+>>> import os, tempfile
+>>> run = tempfile.mkdtemp()
+>>> os.makedirs(f"{run}/checkpoint-1000")
+>>> mark_checkpoint_complete(f"{run}/checkpoint-1000", {"global_step": 1000})
+>>> os.makedirs(f"{run}/checkpoint-1500")  # the run was killed while writing it: no marker
+>>> latest_complete_checkpoint(run) == f"{run}/checkpoint-1000"
+True
+
 ```
 """
 

@@ -8,14 +8,13 @@ and raises `TooManyUnreadableImagesError` once more than `max_unreadable_fractio
 images (both streams) are known to be unreadable. Distinct ids make the limit independent of the
 order images are drawn in and of how many epochs see the same bad file.
 
-Example:
+Illustration (not run: trains a model):
 
 ```python
->>> trainer = SemiPoseTrainer(model=model, args=args, train_dataset=pairs, data_collator=collator,
-...                           max_unreadable_fraction=0.01)  # stop once more than 1% are unreadable
->>> trainer.train()
->>> trainer.unreadable_images.count
-0
+trainer = SemiPoseTrainer(model=model, args=args, train_dataset=pairs, data_collator=collator,
+                          max_unreadable_fraction=0.01)  # stop once more than 1% are unreadable
+trainer.train()
+trainer.unreadable_images.count  # distinct unreadable image ids seen so far: 0 while every file reads
 ```
 """
 

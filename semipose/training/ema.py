@@ -1,7 +1,7 @@
 """The EMA teacher: a frozen copy of the student whose weights trail the student's.
 
 The teacher is built from the student at the end of the supervised burn-in (a teacher copied
-from a random student only teaches noise, see DESIGN.md) and then follows
+from a random student only teaches noise; docs/architecture.md shows where in the step) and then follows
 ``teacher = decay * teacher + (1 - decay) * student`` after every optimizer step, buffers
 included (BatchNorm running statistics are averaged the same way; integer buffers such as
 ``num_batches_tracked`` are copied).
@@ -13,6 +13,7 @@ Example:
 >>> student = torch.nn.Linear(2, 2)
 >>> teacher = build_teacher(student)
 >>> update_teacher(teacher, student, decay=0.99)
+
 ```
 """
 

@@ -12,13 +12,13 @@ successive steps are comparable with TensorBoard's step slider:
 
 Images are enlarged to `min_size` first (nearest), so 64-pixel synthetic images stay readable.
 
-Example:
+Illustration (not run: needs a trainer and a dataset folder):
 
 ```python
->>> trainer = SemiPoseTrainer(model=model, args=args, ...)
->>> unlabeled_images = [row["image"] for row in load_pose_dataset(folder, "ratio_5", "unlabeled").select(range(8))]
->>> validation_images = [row["image"] for row in validation.select(range(8))]
->>> trainer.add_callback(ImageLoggingCallback(trainer, unlabeled_images, validation_images))
+trainer = SemiPoseTrainer(model=model, args=args, ...)
+unlabeled_images = [row["image"] for row in load_pose_dataset(folder, "ratio_5", "unlabeled").select(range(8))]
+validation_images = [row["image"] for row in validation.select(range(8))]
+trainer.add_callback(ImageLoggingCallback(trainer, unlabeled_images, validation_images))
 ```
 """
 

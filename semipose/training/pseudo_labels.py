@@ -11,8 +11,16 @@ is masked rather than told "nothing here".
 Example:
 
 ```python
+>>> from semipose.modeling.codec_common import DecodedPoses
+>>> decoded = DecodedPoses.from_list([  # one image, two people of K = 2 keypoints
+...     {"keypoints": torch.ones(2, 2, 2), "keypoint_scores": torch.tensor([[0.9, 0.1], [0.9, 0.9]]),
+...      "scores": torch.tensor([0.8, 0.2])}], num_keypoints=2)
 >>> labels = select_confident_people(decoded, person_threshold=0.3, keypoint_threshold=0.3)
 >>> labels.shape  # [B, M', K, 3], M' = most people kept in one image
+torch.Size([1, 1, 2, 3])
+>>> labels[0, 0].tolist()  # (x, y, visibility): the unsure keypoint is left unlabeled
+[[1.0, 1.0, 2.0], [0.0, 0.0, 0.0]]
+
 ```
 """
 

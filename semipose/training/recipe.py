@@ -6,15 +6,15 @@ trainers here too, so they time and test the pipeline users run. Images are deco
 transforms (`lazy_images`), so a training image gone missing or corrupt is skipped
 (`SkipUnreadable`), not fatal; the validation images are all checked before training.
 
-Example:
+Illustration (not run: needs a prepared dataset folder, and trains):
 
 ```python
->>> model_args, data_args = ModelArguments(), DataArguments(dataset_dir="data/coco_semi", dataset_config="ratio_10")
->>> training_args = SemiPoseTrainingArguments(**DEFAULT_TRAINING_ARGUMENTS)
->>> data = build_training_data(model_args, data_args, training_args)
->>> model = build_model(model_args, data.skeleton, seed=training_args.seed)
->>> trainer = build_trainer(model, build_image_processor(model_args, model.config), data, data_args, training_args)
->>> trainer.train()
+model_args, data_args = ModelArguments(), DataArguments(dataset_dir="data/coco_semi", dataset_config="ratio_10")
+training_args = SemiPoseTrainingArguments(**DEFAULT_TRAINING_ARGUMENTS)
+data = build_training_data(model_args, data_args, training_args)
+model = build_model(model_args, data.skeleton, seed=training_args.seed)
+trainer = build_trainer(model, build_image_processor(model_args, model.config), data, data_args, training_args)
+trainer.train()
 ```
 """
 

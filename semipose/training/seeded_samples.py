@@ -9,12 +9,12 @@ the same seed gives the same views with 0 or 4 workers, on every rank, and after
 global RNG (the strong views, cutout) is touched by the training step only, which the checkpoint's
 RNG state restores exactly.
 
-Example:
+Illustration (not run: needs the paired training dataset):
 
 ```python
->>> samples = SeededSamples(pairs, seed=42)
->>> samples.set_epoch(3)
->>> item = samples[0]  # the same augmentation every time for (42, 3, 0)
+samples = SeededSamples(pairs, seed=42)
+samples.set_epoch(3)
+item = samples[0]  # the same augmentation every time for (42, 3, 0)
 ```
 """
 

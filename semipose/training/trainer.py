@@ -1,6 +1,6 @@
 """`SemiPoseTrainer`: one Trainer for both model families and all three modes.
 
-One optimizer step of `semi` mode (see DESIGN.md):
+One optimizer step of `semi` mode (docs/architecture.md follows it function by function):
 
 ```
 teacher(weak unlabeled)                          no grad, under the accelerator's autocast
@@ -23,13 +23,13 @@ uninterrupted one (training items are augmented under their own seed, see `seede
 step with a non-finite loss moves nothing; `max_consecutive_nonfinite_steps` of them in a row
 save the last good state and raise `NonFiniteTrainingError`.
 
-Example:
+Illustration (not run: trains a model):
 
 ```python
->>> trainer = SemiPoseTrainer(model=model, args=args, train_dataset=pairs, eval_dataset=validation_rows,
-...                           data_collator=collator, processing_class=image_processor)
->>> trainer.train()
->>> trainer.evaluate()["eval_AP"]
+trainer = SemiPoseTrainer(model=model, args=args, train_dataset=pairs, eval_dataset=validation_rows,
+                          data_collator=collator, processing_class=image_processor)
+trainer.train()
+trainer.evaluate()["eval_AP"]
 ```
 """
 
@@ -412,13 +412,16 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
 
     # ---------------------------------------------------------------------------- final model
 
-    def select_final_model(self, metrics: dict[str, float], metric_key_prefix: str = "eval") -> tuple[str, torch.nn.Module]:
+    def select_final_model(
+        self, metrics: dict[str, float], metric_key_prefix: str = "eval"
+    ) -> tuple[str, torch.nn.Module]:
         """The network to save, by `args.final_model`: "best" compares validation AP of student and teacher."""
         student = self.accelerator.unwrap_model(self.model)
         choice = self.args.final_model
         if choice == "best":
             teacher_ap = metrics.get(f"{metric_key_prefix}_teacher_AP", float("-inf"))
-            choice = "teacher" if self.teacher is not None and teacher_ap > metrics[f"{metric_key_prefix}_AP"] else "student"
+            teacher_is_better = self.teacher is not None and teacher_ap > metrics[f"{metric_key_prefix}_AP"]
+            choice = "teacher" if teacher_is_better else "student"
         if choice == "teacher" and self.teacher is None:
             raise ValueError("final_model='teacher' but no teacher exists (supervised mode, or burn-in not over).")
         return choice, (self.teacher if choice == "teacher" else student)

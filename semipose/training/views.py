@@ -23,6 +23,7 @@ Example:
 >>> strong = strong_view(torch.zeros(2, 3, 64, 64), teacher_heatmaps=torch.zeros(2, 17, 16, 16))
 >>> strong.pixel_values.shape, strong.theta.shape, strong.frame_mask.shape
 (torch.Size([2, 3, 64, 64]), torch.Size([2, 3, 3]), torch.Size([2, 16, 16]))
+
 ```
 """
 

@@ -104,6 +104,7 @@ def test_checkpoint_with_another_keypoint_count_raises(tmp_path):
         CenterOffsetForPoseEstimation.from_pretrained(tmp_path, skeleton="coco")
 
 
+@pytest.mark.slow  # a fresh interpreter without semipose loads the checkpoint
 def test_trust_remote_code_loads_without_semipose(tmp_path):
     folders = {family: tmp_path / family for family in sorted(FAMILIES)}
     expected = {family: run(*save_checkpoint(folder, family)) for family, folder in folders.items()}

@@ -32,4 +32,6 @@ def test_gradient_reaches_student_not_teacher():
 
 def test_shape_mismatch_is_a_clear_error():
     with pytest.raises(ValueError, match="student"):
-        heatmap_consistency_loss(torch.zeros(1, 2, 4, 4), torch.zeros(1, 3, 4, 4), torch.ones(1, 4, 4, dtype=torch.bool))
+        heatmap_consistency_loss(
+            torch.zeros(1, 2, 4, 4), torch.zeros(1, 3, 4, 4), torch.ones(1, 4, 4, dtype=torch.bool)
+        )

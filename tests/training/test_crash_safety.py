@@ -12,10 +12,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from tiny_training import assert_identical, make_trainer, training_logs
 
 from semipose.training.checkpoints import COMPLETE_MARKER, is_complete_checkpoint, latest_complete_checkpoint
+
+pytestmark = pytest.mark.slow  # killed child processes and their resumed runs
 
 # Checkpoints at steps 2, 4, 6 and only one kept: rotating before the newest is complete would leave none.
 RUN = dict(ssl_mode="semi", max_steps=6, burn_in_steps=2, save_strategy="steps", save_steps=2, save_total_limit=1)
@@ -78,7 +81,9 @@ def _run_killed_child(dataset_dir, output_dir, kill_point: str) -> None:
     command = [sys.executable, __file__, str(dataset_dir), str(output_dir), kill_point]
     environment = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     finished = subprocess.run(command, capture_output=True, text=True, timeout=300, env=environment)
-    assert finished.returncode == -signal.SIGKILL, f"{kill_point}: exit {finished.returncode}\n{finished.stderr[-3000:]}"
+    assert finished.returncode == -signal.SIGKILL, (
+        f"{kill_point}: exit {finished.returncode}\n{finished.stderr[-3000:]}"
+    )
 
 
 def _final_state(trainer) -> dict:

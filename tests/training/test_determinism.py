@@ -9,11 +9,14 @@ import sys
 from pathlib import Path
 
 import pyarrow.parquet as pq
+import pytest
 import torch
 from safetensors.torch import load_file
 from tiny_training import assert_identical, make_trainer, training_logs
 
 from semipose.data.synthetic import SyntheticConfig, prepare_synthetic_dataset
+
+pytestmark = pytest.mark.slow  # every test here runs a job twice
 
 MAIN_JOB = Path(__file__).resolve().parents[2] / "examples" / "run_semi_pose.py"
 SMALL_SYNTHETIC = SyntheticConfig(

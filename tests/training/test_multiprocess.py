@@ -6,6 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # two accelerate processes train the main job
+
 REPO = Path(__file__).resolve().parents[2]
 
 

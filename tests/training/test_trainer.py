@@ -45,7 +45,8 @@ def _ground_truth_estimates(trainer, shift_x: float = 0.0):
     (optionally shifted by `shift_x` pixels), as `SemiPoseTrainer._pose_estimates` returns them."""
     image_ids, estimates = [], []
     for row in trainer.eval_dataset.remove_columns("image"):
-        keypoints = torch.tensor(row["keypoints"], dtype=torch.float32).reshape(-1, trainer.model.config.num_keypoints, 3)
+        keypoints = torch.tensor(row["keypoints"], dtype=torch.float32)
+        keypoints = keypoints.reshape(-1, trainer.model.config.num_keypoints, 3)
         image_ids.append(row["image_id"])
         estimates.append({"keypoints": keypoints[..., :2] + torch.tensor([shift_x, 0.0]),
                           "keypoint_scores": (keypoints[..., 2] > 0).float(), "scores": torch.ones(keypoints.shape[0])})
@@ -72,7 +73,9 @@ def test_semi_with_both_unsupervised_weights_at_zero_is_exactly_the_supervised_l
     batch = trainer.data_collator([trainer.train_dataset[index] for index in range(2)])
     batch.pop(UNREADABLE_KEY)
     student = trainer.model.eval()  # BatchNorm on running statistics: a labeled image's outputs ignore its batch mates
-    supervised = student.compute_loss(student(pixel_values=batch["pixel_values"]), batch["keypoints"], batch["ignore_mask"])
+    supervised = student.compute_loss(
+        student(pixel_values=batch["pixel_values"]), batch["keypoints"], batch["ignore_mask"]
+    )
 
     semi = trainer.compute_loss(student, batch)
     terms = trainer._step_terms[-1]
@@ -124,6 +127,7 @@ class _CaptureStatesAtStepEnd(TrainerCallback):
         self.store[state.global_step] = (clone(self.trainer.model), teacher)
 
 
+@pytest.mark.slow  # trains, saves, and trains again from the checkpoint
 def test_resume_restores_teacher_and_step(tiny_dataset_dir, tmp_path):
     first = make_trainer(tiny_dataset_dir, tmp_path, max_steps=4, save_strategy="steps", save_steps=4)
     first.train()

@@ -33,7 +33,9 @@ def make_trainer(dataset_dir, output_dir, *, family="center_offset", ssl_mode="s
 def assert_identical(actual, expected, path: str = "state") -> None:
     """Exact equality of nested dicts / lists of tensors and numbers, naming the first difference."""
     if isinstance(expected, torch.Tensor):
-        assert torch.equal(actual, expected), f"{path} differs: max |diff| {(actual.double() - expected.double()).abs().max()}"
+        assert torch.equal(actual, expected), (
+            f"{path} differs: max |diff| {(actual.double() - expected.double()).abs().max()}"
+        )
     elif isinstance(expected, dict):
         assert actual.keys() == expected.keys(), f"{path}: keys {sorted(actual)} != {sorted(expected)}"
         for key in expected:

@@ -27,13 +27,16 @@ per split), `dataset_cache` (the keyed dataset folder) and `contact_sheet` (a pr
 Example:
 
 ```python
->>> from semipose.data.synthetic import SyntheticConfig, generate_scene, prepare_synthetic_dataset
+>>> from semipose.data.synthetic import SyntheticConfig, generate_scene
 >>> config = SyntheticConfig(image_size=128, people=(1, 4), skeleton="crowdpose", num_train=200)
 >>> scene = generate_scene(config, "train", 0)
 >>> scene.image.size, scene.keypoints.shape[1:]
 ((128, 128), (14, 3))
->>> folder = prepare_synthetic_dataset("data/synthetic", config)  # load_dataset(folder, "ratio_10")
+
 ```
+
+`prepare_synthetic_dataset("data/synthetic", config)` then renders all 400 images of `config` and writes
+the dataset folder that `datasets.load_dataset("data/synthetic", "ratio_10", split="labeled")` reads.
 """
 
 from .body import BODY_KEYPOINTS, body_points, sample_body_proportions

@@ -26,11 +26,11 @@ def synthetic_dataset_dir(
     """Dataset folder for `config` (and the labeled `ratios`) under `cache_root`, named by their
     hash, so a job renders each setting once.
 
-    Example:
+    Illustration (not run: renders and writes a whole dataset):
 
     ```python
-    >>> root = synthetic_dataset_dir("~/.cache/semipose", config)
-    >>> folder = prepare_synthetic_dataset(root, config)  # == root
+    root = synthetic_dataset_dir("~/.cache/semipose", config)
+    folder = prepare_synthetic_dataset(root, config)  # == root
     ```
     """
     key = hashlib.sha256(json.dumps(_record(config, ratios, False)["key"], sort_keys=True).encode())
@@ -74,10 +74,10 @@ def prepare_synthetic_dataset(
     Returns:
         `output_dir`, ready for `datasets.load_dataset(output_dir, "ratio_10", split="labeled")`.
 
-    Example:
+    Illustration (not run: renders and writes a whole dataset):
 
     ```python
-    >>> folder = prepare_synthetic_dataset("data/synthetic", SyntheticConfig(skeleton="crowdpose"))
+    folder = prepare_synthetic_dataset("data/synthetic", SyntheticConfig(skeleton="crowdpose"))
     ```
     """
     from ..dataset_folder import prepare_dataset_folder
