@@ -11,16 +11,15 @@ The file's `metadata_props` record the model type, skeleton, keypoint count and 
 exported from another model is refused by name. Needs the extra `semipose[deploy]` (onnx, onnxruntime,
 onnxscript, which `torch.onnx.export` uses).
 
-Example:
+Illustration (not run: needs a trained model folder, e.g. the main job's output):
 
 ```python
->>> from semipose.inference import load_checkpoint
->>> from semipose.onnx_export import export_onnx, largest_difference_to_torch
->>> model, _ = load_checkpoint("outputs/run_semi_pose")
->>> export_onnx(model, "outputs/run_semi_pose/model.onnx")
-PosixPath('outputs/run_semi_pose/model.onnx')
->>> largest_difference_to_torch(model, "outputs/run_semi_pose/model.onnx") < 1e-4  # max |torch - onnxruntime|
-True
+from semipose.inference import load_checkpoint
+from semipose.onnx_export import export_onnx, largest_difference_to_torch
+
+model, _ = load_checkpoint("outputs/run_semi_pose")
+export_onnx(model, "outputs/run_semi_pose/model.onnx")  # the path of the written file
+largest_difference_to_torch(model, "outputs/run_semi_pose/model.onnx")  # max |torch - onnxruntime|, under 1e-4
 ```
 """
 
@@ -82,7 +81,8 @@ def export_onnx(model: torch.nn.Module, output_file: str | Path, *, opset_versio
     dynamic = {INPUT_NAME: {0: "batch", 2: "height", 3: "width"}}
     with torch.no_grad():
         torch.onnx.export(
-            _NetworkMaps(model).eval(), (sample_pixel_values(model).to(model.device),), output_file, input_names=[INPUT_NAME],
+            _NetworkMaps(model).eval(), (sample_pixel_values(model).to(model.device),), output_file,
+            input_names=[INPUT_NAME],
             output_names=names, dynamic_shapes=dynamic, opset_version=opset_version, dynamo=True,
             external_data=False, verbose=False,
         )

@@ -6,12 +6,13 @@ the config's settings and the mapping to image pixels are the torch model's own 
 weightless copy of the model on the `meta` device. A checkpoint folder for this backend needs
 `config.json`, `preprocessor_config.json` and the ONNX file, not `model.safetensors`.
 
-Example:
+Illustration (not run: needs a trained model folder with an exported `model.onnx`):
 
 ```python
->>> from semipose.inference import PoseEstimator
->>> estimator = PoseEstimator.from_pretrained("outputs/run_semi_pose", backend="onnxruntime")  # reads model.onnx
->>> people = estimator("photo.jpg")
+from semipose.inference import PoseEstimator
+
+estimator = PoseEstimator.from_pretrained("outputs/run_semi_pose", backend="onnxruntime")  # reads model.onnx
+people = estimator("photo.jpg")
 ```
 """
 

@@ -7,17 +7,17 @@ or corrupt file) keeps the frames read before the break in both files, and the e
 
 PyAV bundles FFmpeg, so no system ffmpeg is needed; it is the optional extra `semipose[video]`.
 
-Example:
+Illustration (not run: needs a trained model folder and a video):
 
 ```python
->>> from semipose.inference import PoseEstimator
->>> from semipose.video import read_video_frames, write_video_predictions
->>> estimator = PoseEstimator.from_pretrained("outputs/run_semi_pose")
->>> for frame in read_video_frames("clip.mp4"):  # index, timestamp (s) and RGB image of each frame
-...     people = estimator(frame.image)
->>> summary = write_video_predictions(estimator, "clip.mp4", "poses/")
->>> summary["num_frames"], summary["json"]
-(120, 'poses/clip.json')
+from semipose.inference import PoseEstimator
+from semipose.video import read_video_frames, write_video_predictions
+
+estimator = PoseEstimator.from_pretrained("outputs/run_semi_pose")
+for frame in read_video_frames("clip.mp4"):  # index, timestamp (s) and RGB image of each frame
+    people = estimator(frame.image)
+summary = write_video_predictions(estimator, "clip.mp4", "poses/")
+summary["num_frames"], summary["json"]  # e.g. 120 frames, 'poses/clip.json'
 ```
 """
 

@@ -37,9 +37,8 @@ def save_associative_embedding_checkpoint(folder) -> None:
         model.head[-1].weight.normal_(std=0.05)
         model.head[-1].bias[: config.num_keypoints] = 0.6
     model.save_pretrained(folder)
-    PoseImageProcessor(size=64, output_stride=config.output_stride, grouping_order=config.grouping_order).save_pretrained(
-        folder
-    )
+    processor = PoseImageProcessor(size=64, output_stride=config.output_stride, grouping_order=config.grouping_order)
+    processor.save_pretrained(folder)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +94,8 @@ def test_export_command_reports_the_file_and_its_difference_to_torch(exported):
     metadata = {prop.key: prop.value for prop in graph.metadata_props}
     assert metadata == {"semipose_model_type": f"semipose_{family}", "semipose_skeleton": "coco",
                         "semipose_num_keypoints": "17", "semipose_output_stride": "4"}
-    assert [dim.dim_param for dim in graph.graph.input[0].type.tensor_type.shape.dim] == ["batch", "", "height", "width"]
+    input_dims = graph.graph.input[0].type.tensor_type.shape.dim
+    assert [dim.dim_param for dim in input_dims] == ["batch", "", "height", "width"]
     difference = float(re.search(r"max \|torch - onnxruntime\| = (\S+)", out).group(1))
     assert f"-> {folder / 'model.onnx'}" in out and difference <= 1e-4
 

@@ -123,7 +123,8 @@ def test_video_predictions_match_the_estimator_on_each_frame(tmp_path, spots_vid
     record = json.loads((tmp_path / "walk.json").read_text())
     for frame, written in zip(read_video_frames(spots_video), record["frames"]):
         people = bright_spot_estimator(frame.image)
-        assert [person["score"] for person in written["people"]] == pytest.approx([p["score"] for p in people], abs=1e-4)
+        expected_scores = [p["score"] for p in people]
+        assert [person["score"] for person in written["people"]] == pytest.approx(expected_scores, abs=1e-4)
         for person, expected in zip(written["people"], people):
             np.testing.assert_allclose(person["keypoints"], expected["keypoints"], atol=0.006)
 
@@ -147,7 +148,8 @@ def test_truncated_video_keeps_the_frames_read_and_names_the_frame(tmp_path, bri
     write_video(full, [spot_frame(SPOTS[index % 5]) | noise[index] for index in range(30)], {"movflags": "faststart"})
     data = full.read_bytes()
     (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])  # the index (moov) is at the front: frames go missing
-    with pytest.raises(UnreadableVideoError, match=r"cut.mp4: truncated or corrupt video, it breaks off at frame") as error:
+    message = r"cut.mp4: truncated or corrupt video, it breaks off at frame"
+    with pytest.raises(UnreadableVideoError, match=message) as error:
         write_video_predictions(bright_spot_estimator, tmp_path / "cut.mp4", tmp_path / "out", show_progress=False)
     read = error.value.frames_read
     assert 0 < read < 30 and f"at frame {read} of the 30 it declares" in str(error.value)

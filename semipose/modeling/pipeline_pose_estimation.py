@@ -13,15 +13,15 @@ Both return, per image, the people `PoseEstimator` returns: sorted by score, eac
 
 Shapes: M people in an image, K keypoints.
 
-Example:
+Illustration (not run: needs a trained model folder):
 
 ```python
->>> import semipose  # registers the task
->>> from transformers import pipeline
->>> estimator = pipeline("pose-estimation", model="outputs/run_semi_pose", device="cpu")
->>> people = estimator("photo.jpg", threshold=0.2)  # a list of images -> a list of lists
->>> people[0]["keypoints"].shape
-(17, 2)
+import semipose  # registers the task
+from transformers import pipeline
+
+estimator = pipeline("pose-estimation", model="outputs/run_semi_pose", device="cpu")
+people = estimator("photo.jpg", threshold=0.2)  # a list of images -> a list of lists
+people[0]["keypoints"].shape  # (K, 2): (x, y) in photo pixels
 ```
 """
 
@@ -110,12 +110,11 @@ class PoseEstimationPipeline(Pipeline):
     parameters: `threshold` (people scoring below it are dropped; default 0) and `flip_test` (also run
     the mirrored image and average the maps; default False). One image per forward pass.
 
-    Example:
+    Illustration (not run: needs a trained model folder):
 
     ```python
-    >>> estimator = pipeline("pose-estimation", model="outputs/run_semi_pose")
-    >>> [len(people) for people in estimator(["a.jpg", Image.open("b.png")], flip_test=True)]
-    [3, 1]
+    estimator = pipeline("pose-estimation", model="outputs/run_semi_pose")
+    [len(people) for people in estimator(["a.jpg", Image.open("b.png")], flip_test=True)]  # people per image
     ```
     """
 

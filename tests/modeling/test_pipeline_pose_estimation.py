@@ -76,8 +76,9 @@ def test_pipeline_refuses_urls_missing_files_and_other_inputs(tmp_path, checkpoi
 
 def test_checkpoint_declares_the_pipeline_and_stays_loadable_without_remote_code(tmp_path, checkpoint, photos):
     config = json.loads((checkpoint / "config.json").read_text())
-    assert config["custom_pipelines"] == {REMOTE_CODE_TASK: {
-        "impl": "pipeline_pose_estimation.PoseEstimationPipeline", "pt": ["AutoModelForPoseEstimation"], "type": "image"}}
+    expected = {"impl": "pipeline_pose_estimation.PoseEstimationPipeline", "pt": ["AutoModelForPoseEstimation"],
+                "type": "image"}
+    assert config["custom_pipelines"] == {REMOTE_CODE_TASK: expected}
     assert (checkpoint / "pipeline_pose_estimation.py").is_file()
     estimator = pipeline("pose-estimation", model=checkpoint, device="cpu")
     estimator.save_pretrained(tmp_path)  # a pipeline saves its own task name: it must not shadow the registry
