@@ -4,6 +4,7 @@ import math
 
 import pytest
 import torch
+import ideal_crowds
 from coco_round_trip import HEATMAP_SIZE, SIGMA, STRIDE, round_trip_ap
 
 from semipose.modeling.codec_center_offset import (
@@ -118,6 +119,18 @@ def decode_ideal(keypoints: torch.Tensor, **options):
 @pytest.mark.parametrize("refine", [True, False])
 def test_round_trip_on_real_coco_fixture_scores_full_ap(coco_fixture_dir, refine):
     assert round_trip_ap(coco_fixture_dir, lambda keypoints: decode_ideal(keypoints, refine=refine)) == 1.0
+
+
+@pytest.mark.parametrize("refine", [True, False])
+@pytest.mark.parametrize(("num_people", "seeds"), [(1, range(4)), (10, range(20)), (30, range(4))])
+def test_ideal_crowds_decode_to_exactly_their_people(coco_fixture_dir, num_people, seeds, refine):
+    for seed in seeds:
+        keypoints = ideal_crowds.ideal_crowd(coco_fixture_dir, num_people, seed)
+        targets = encode_center_offset_targets(
+            keypoints, ideal_crowds.HEATMAP_SIZE, stride=ideal_crowds.STRIDE, sigma=ideal_crowds.SIGMA
+        )
+        poses = decode_center_offset(*ideal_outputs(targets), stride=ideal_crowds.STRIDE, refine=refine)
+        ideal_crowds.assert_decoded_exactly(poses, keypoints)
 
 
 def test_decode_reads_offsets_at_centers_and_scores_people():
