@@ -165,8 +165,10 @@ def decode_associative_embedding(
     distance is below `tag_threshold` and otherwise starting a new person; optional sub-pixel refinement
     (`codec_common.refine_peaks`); optionally, each missing keypoint k of a person is placed at the
     argmax of `heatmap_k - round(|tag_k - person mean tag|)` with the heatmap value there as its score.
-    Person score = mean of its K keypoint scores (0 for keypoints left missing). The `max_people`
-    best-scored people are kept (ranked once before filling, which bounds its cost, and again after).
+    Person score = mean of its K grouped keypoint scores, 0 for missing ones, fixed before filling
+    (as in HigherHRNet): a fragment of a person, completed by filling from that person's own peaks,
+    would otherwise score as high as the person itself and be taught as a second one. The `max_people`
+    best-scored people are kept.
     Non-finite tags are clipped to +-1e6 so a diverging network cannot break the assignment.
 
     Args:
@@ -198,7 +200,6 @@ def decode_associative_embedding(
     people = [_rank(person, max_people) for person in people]
     if fill_missing:
         people = [_fill_missing(person, heatmaps[b], tags[b], refine) for b, person in enumerate(people)]
-        people = [_rank(person, max_people) for person in people]
     people = [{**person, "keypoints": heatmap_to_input(person["keypoints"], stride)} for person in people]
     return DecodedPoses.from_list(people, num_keypoints, device=heatmaps.device)
 
@@ -309,7 +310,9 @@ def _fill_missing(
 
 
 def _rank(person: dict[str, torch.Tensor], max_people: int) -> dict[str, torch.Tensor]:
-    """Score each person (mean of its K keypoint scores), sort best first, keep `max_people`."""
+    """Score each grouped person (mean of its K keypoint scores, 0 where missing), sort best first, keep
+    `max_people`."""
     scores = person["keypoint_scores"].mean(dim=1)
     order = scores.argsort(descending=True)[:max_people]
     return {**{name: value[order] for name, value in person.items()}, "scores": scores[order]}
+

@@ -168,6 +168,17 @@ def test_missing_keypoint_is_filled_at_its_heatmap_peak_with_that_score():
     assert filled.keypoint_scores[0, weak_filled, 2].item() == pytest.approx(0.05)
 
 
+def test_a_fragment_completed_by_filling_scores_only_its_grouped_keypoints():
+    keypoints, heatmaps, tags = two_people_outputs()
+    tags[0, 2, 6, 4] = 2.2  # person 0's keypoint 2 is too far in tag: it starts a fragment of its own
+    poses = decode_associative_embedding(heatmaps, tags, stride=1, grouping_order=[0, 1, 2])
+    assert poses.scores[0].tolist() == pytest.approx([(2 + math.exp(-0.125)) / 3, 2 / 3, 1 / 3], abs=1e-4)
+    person, fragment = poses.keypoints[0, 1], poses.keypoints[0, 2]
+    torch.testing.assert_close(person, keypoints[0, 0, :, :2], atol=1e-4, rtol=0)
+    torch.testing.assert_close(fragment, person)  # filled from person 0's own peaks: a duplicate, ranked last
+    assert poses.keypoint_scores[0, 2].tolist() == pytest.approx([1.0, 1.0, 1.0])
+
+
 def test_decode_keeps_the_best_people_and_handles_empty_maps():
     _, heatmaps, tags = two_people_outputs()
     best = decode_associative_embedding(heatmaps, tags, stride=1, grouping_order=[0, 1, 2], max_people=1)
