@@ -111,6 +111,8 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
                 f"The model predicts {self.model.config.num_keypoints} keypoints but the dataset's skeleton "
                 f"{self.skeleton!r} has {expected}: build the model with skeleton={self.skeleton!r}."
             )
+        if self.args.pseudo_person_threshold is None:  # person scores differ in scale between the families
+            self.args.pseudo_person_threshold = self.model.config.pseudo_person_threshold
         self.teacher: torch.nn.Module | None = None
         self.skipped_steps = 0
         self._consecutive_skipped_steps = 0
