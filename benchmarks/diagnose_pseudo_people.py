@@ -284,7 +284,8 @@ def main() -> None:
     report = json.loads(path.read_text()) if path.exists() else {"runs": {}}
     report["runs"][args.label] = {
         "command": "python " + " ".join(shlex.quote(word) for word in sys.argv),
-        "checkpoint": str(checkpoint), "final_model": summary.get("final_model"), "semipose": str(Path(semipose.__file__).parents[1]),
+        "checkpoint": str(checkpoint), "final_model": summary.get("final_model"),
+        "semipose": str(Path(semipose.__file__).parents[1]),
         "training_threshold": args.training_threshold, "keypoint_threshold": args.keypoint_threshold,
         "variants": variants,
     }

@@ -228,7 +228,7 @@ def _group_by_tags(
         members[matched_people, k] = candidates[matched_rows]
         tag_sums[matched_people] += tags[k, candidates[matched_rows]]
         counts[matched_people] += 1
-        newcomers = np.setdiff1d(candidates, candidates[matched_rows])
+        newcomers = np.delete(candidates, matched_rows)
         new_members = np.full((len(newcomers), num_keypoints), -1, dtype=np.int64)
         new_members[:, k] = newcomers
         members = np.concatenate([members, new_members])

@@ -43,8 +43,9 @@ from .codec_common import (
     heatmap_nms,
     heatmap_to_input,
     labeled_heatmap_keypoints,
+    max_filter,
     mean_or_zero,
-    refine_peaks,
+    peak_offsets,
     render_gaussian_heatmaps,
     sample_heatmaps,
     topk_peaks,
@@ -292,8 +293,10 @@ def decode_center_offset(
     batch, num_centers = center_scores.shape
     displacement = gather_at(offsets, xs, ys).view(batch, num_keypoints, 2, num_centers).permute(0, 3, 1, 2)
     keypoints = torch.stack([xs, ys], dim=-1).unsqueeze(2).float() + displacement  # [B, N, K, 2]
-    if refine:
-        keypoints = _snap_to_peaks(heatmaps, keypoints, nms_kernel, max_people, refine_radius)
+    if refine:  # only the centers above the threshold in some image (the best come first): the others are dropped
+        confident = int((center_scores > center_threshold).any(dim=0).sum())
+        snapped = _snap_to_peaks(heatmaps, keypoints[:, :confident], nms_kernel, refine_radius)
+        keypoints = torch.cat([snapped, keypoints[:, confident:]], dim=1)
     keypoint_scores = sample_heatmaps(heatmaps, keypoints)
     scores = center_scores * keypoint_scores.mean(dim=2)
     keep = _pose_nms(keypoints, scores, center_scores > center_threshold, pose_nms_threshold, pose_nms_distance)
@@ -313,10 +316,13 @@ def _take_people(tensor: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
     return tensor.gather(1, index.expand_as(tensor))
 
 
-def _snap_to_peaks(
-    heatmaps: torch.Tensor, keypoints: torch.Tensor, nms_kernel: int, num_peaks: int, radius: float
-) -> torch.Tensor:
+def _snap_to_peaks(heatmaps: torch.Tensor, keypoints: torch.Tensor, nms_kernel: int, radius: float) -> torch.Tensor:
     """Move each regressed keypoint to the nearest uphill refined heatmap peak within `radius`, if any.
+
+    A peak is a pixel at the maximum of its `nms_kernel` neighbourhood (pixels tied for it all count)
+    with a positive value at least the heatmap value at the regressed position; its refined position
+    (`codec_common.peak_offsets`, as `refine_peaks` places it) must lie within `radius`. Only a window
+    around each keypoint is searched, so the cost grows with the people, not with the map.
 
     Args:
         heatmaps (`torch.Tensor` of shape `(B, K, h, w)`).
@@ -325,14 +331,50 @@ def _snap_to_peaks(
     Returns:
         `torch.Tensor` of shape `(B, N, K, 2)`.
     """
-    peak_scores, xs, ys = topk_peaks(heatmap_nms(heatmaps, nms_kernel), num_peaks)
-    peaks = refine_peaks(heatmaps, xs, ys)  # [B, K, P, 2]
-    here = sample_heatmaps(heatmaps, keypoints).transpose(1, 2).unsqueeze(-1)  # [B, K, N, 1]
-    distance = (keypoints.transpose(1, 2).unsqueeze(3) - peaks.unsqueeze(2)).norm(dim=-1)  # [B, K, N, P]
-    usable = (distance <= radius) & (peak_scores.unsqueeze(2) >= here) & (peak_scores.unsqueeze(2) > 0)
-    nearest = distance.masked_fill(~usable, float("inf")).argmin(dim=-1)  # [B, K, N]
-    snapped = peaks.gather(2, nearest.unsqueeze(-1).expand(-1, -1, -1, 2)).transpose(1, 2)
-    return torch.where(usable.any(dim=-1).transpose(1, 2).unsqueeze(-1), snapped, keypoints)
+    reach, margin = math.ceil(radius + 1), max(nms_kernel // 2, 1)  # a peak refines at most 0.5 px per axis
+    side, steps = 2 * reach + 1, torch.arange(-reach, reach + 1, device=heatmaps.device)
+    nearest = torch.floor(keypoints + 0.5).long()  # [B, N, K, 2]
+    values, inside = _windows(heatmaps.float(), nearest, reach + margin)  # [B, N, K, P, P], P = side + 2 margin
+    crest = max_filter(torch.where(inside, values, float("-inf")).flatten(1, 2), nms_kernel).view_as(values)
+
+    def shifted(tensor: torch.Tensor, dx: int = 0, dy: int = 0) -> torch.Tensor:
+        return tensor[..., margin + dy : margin + dy + side, margin + dx : margin + dx + side]
+
+    pixels = torch.stack(torch.broadcast_tensors(  # [B, N, K, side, side, 2]
+        nearest[..., 0, None, None] + steps, nearest[..., 1, None, None] + steps[:, None]), dim=-1)
+    height, width = heatmaps.shape[-2:]
+    interior = (pixels > 0) & (pixels < torch.tensor([width - 1, height - 1], device=heatmaps.device))
+    around = {(dx, dy): shifted(values, dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)}
+    refined = (pixels + peak_offsets(around) * interior).flatten(3, 4)  # [B, N, K, side^2, 2]
+    here = sample_heatmaps(heatmaps, keypoints)[..., None, None]
+    peak = shifted(inside) & (shifted(values) == shifted(crest)) & (shifted(values) >= here) & (shifted(values) > 0)
+    distance = (refined - keypoints.unsqueeze(3)).norm(dim=-1)  # [B, N, K, side^2]
+    usable = peak.flatten(3) & (distance <= radius)
+    best = distance.masked_fill(~usable, float("inf")).argmin(dim=-1, keepdim=True)
+    snapped = refined.gather(3, best.unsqueeze(-1).expand(-1, -1, -1, -1, 2)).squeeze(3)
+    return torch.where(usable.any(dim=-1, keepdim=True), snapped, keypoints)
+
+
+def _windows(maps: torch.Tensor, centers: torch.Tensor, half: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Square windows of map k around each center k, with the map's border pixels repeated beyond it.
+
+    Args:
+        maps (`torch.Tensor` of shape `(B, K, h, w)`).
+        centers (`torch.Tensor` of shape `(B, N, K, 2)`, long): (x, y) pixel of each window's center.
+
+    Returns:
+        values and inside (bool), both `[B, N, K, 2 half + 1, 2 half + 1]`.
+    """
+    batch, num_keypoints, height, width = maps.shape
+    people, size = centers.shape[1], 2 * half + 1
+    steps = torch.arange(-half, half + 1, device=maps.device)
+    xs = centers[..., 0, None, None] + steps  # [B, N, K, 1, size]
+    ys = centers[..., 1, None, None] + steps[:, None]  # [B, N, K, size, 1]
+    inside = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
+    index = (ys.clamp(0, height - 1) * width + xs.clamp(0, width - 1)).expand(-1, -1, -1, size, size)
+    index = index.transpose(1, 2).reshape(batch, num_keypoints, people * size * size)  # channel-major, for gather
+    values = maps.flatten(2).gather(2, index).view(batch, num_keypoints, people, size, size).transpose(1, 2)
+    return values, inside
 
 
 def _pose_nms(
@@ -355,6 +397,6 @@ def _pose_nms(
     keep = candidates.gather(1, order)
     num_people = keep.shape[1]
     later = torch.ones(num_people, num_people, dtype=torch.bool, device=keep.device).triu(diagonal=1)
-    for i in range(num_people):
+    for i in range(int(keep.any(dim=0).sum())):  # candidates come first in `order`: the rest cannot suppress
         keep = keep & ~(keep[:, i : i + 1] & close[:, i] & later[i])
     return torch.zeros_like(keep).scatter(1, order, keep)
