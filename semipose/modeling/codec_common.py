@@ -17,6 +17,7 @@ This file is copied into checkpoints by `register_for_auto_class`: it imports no
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, fields
 
@@ -225,7 +226,8 @@ def heatmap_nms(heatmaps: torch.Tensor, kernel: int) -> torch.Tensor:
     """Zero every pixel that is not the maximum of its `kernel x kernel` neighbourhood.
 
     Two maxima closer than the window are necessarily equal (a plateau); of those only the last in
-    raster order survives, so a peak exactly between two pixels is reported once.
+    raster order survives (a maximum with another one later in its window is dropped), so a peak
+    exactly between two pixels is reported once.
 
     Args:
         heatmaps (`torch.Tensor` of shape `(B, C, h, w)`).
@@ -234,9 +236,13 @@ def heatmap_nms(heatmaps: torch.Tensor, kernel: int) -> torch.Tensor:
     if kernel < 1 or kernel % 2 == 0:
         raise ValueError(f"nms_kernel: expected an odd positive size, got {kernel}.")
     maxima = heatmaps == max_filter(heatmaps, kernel)
-    positions = torch.arange(heatmaps.shape[-2] * heatmaps.shape[-1], device=heatmaps.device, dtype=torch.float32)
-    ranks = torch.where(maxima, positions.view(heatmaps.shape[-2:]), -1.0)
-    return heatmaps * (maxima & (ranks == max_filter(ranks, kernel)))
+    radius, (height, width) = kernel // 2, heatmaps.shape[-2:]
+    padded = F.pad(maxima.to(torch.uint8), (radius, radius, radius, radius)).bool()
+    later = torch.zeros_like(maxima)
+    for dy, dx in itertools.product(range(radius + 1), range(-radius, radius + 1)):
+        if dy > 0 or dx > 0:  # the half of the window that comes later in raster order
+            later |= padded[..., radius + dy : radius + dy + height, radius + dx : radius + dx + width]
+    return heatmaps * (maxima & ~later)
 
 
 def max_filter(maps: torch.Tensor, kernel: int) -> torch.Tensor:
