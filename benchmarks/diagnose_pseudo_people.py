@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import shlex
 import sys
@@ -51,6 +52,7 @@ from semipose.evaluation import KeypointEvaluator, ground_truth_from_rows
 from semipose.evaluation.ground_truth import resolve_skeleton
 from semipose.evaluation.protocols import captured_pycocotools_output, keypoint_cocoeval, with_box_areas
 from semipose.inference import load_checkpoint
+from semipose.modeling.codec_associative_embedding import encode_associative_embedding_targets
 from semipose.training.evaluation_data import EvaluationCollator
 
 REPO = Path(__file__).resolve().parents[1]
@@ -227,6 +229,36 @@ def _cells(row: dict) -> str:
             f"{row['not_decoded']}")
 
 
+def tag_separation(outputs, rows, processor, config) -> dict | None:
+    """How far apart the network keeps the tags of the people of one image (associative embedding only), read
+    where the tag loss reads them: at each ground-truth person's labeled keypoints. None without two people."""
+    if getattr(outputs[0], "tags", None) is None:
+        return None
+    tags = torch.cat([batch.tags for batch in outputs])
+    separations, deviations = [], []
+    for image_tags, row in zip(tags, rows):
+        if not row["keypoints"]:
+            continue
+        keypoints = torch.tensor(row["keypoints"], dtype=torch.float32).view(len(row["keypoints"]), -1, 3)
+        scale = processor.size.longest_edge / max(row["height"], row["width"])  # the processor's resize
+        keypoints[..., :2] = (keypoints[..., :2] + 0.5) * scale - 0.5
+        targets = encode_associative_embedding_targets(
+            keypoints[None], tuple(tags.shape[-2:]), stride=config.output_stride, sigma=config.heatmap_sigma
+        )
+        picked = image_tags.flatten(1).gather(1, targets.pixel_index[0].T).T  # [M, K]
+        people = [picked[m][targets.valid[0, m]] for m in range(len(keypoints)) if targets.valid[0, m].any()]
+        deviations += [(person - person.mean()).abs().mean().item() for person in people if len(person) > 1]
+        separations += [abs(a.mean() - b.mean()).item() for a, b in itertools.combinations(people, 2)]
+    if not separations:
+        return None
+    return {
+        "pairs_of_people": len(separations),
+        "median_mean_tag_separation": round(float(np.median(separations)), 3),
+        "pairs_closer_than_tag_threshold": round(float(np.mean(np.array(separations) < config.tag_threshold)), 3),
+        "median_within_person_deviation": round(float(np.median(deviations)), 3) if deviations else None,
+    }
+
+
 def markdown(report: dict) -> str:
     """Every run's variants at its training threshold, then each variant at every threshold."""
     lines = [
@@ -247,6 +279,14 @@ def markdown(report: dict) -> str:
         for name, variant in run["variants"].items():
             row = next(r for r in variant["by_threshold"] if r["person_threshold"] == run["training_threshold"])
             lines.append(f"| {label} | {name} | {variant['AP']:.4f} | {run['training_threshold']:g} | {_cells(row)} |")
+    separations = {label: run["tag_separation"] for label, run in report["runs"].items() if run.get("tag_separation")}
+    if separations:
+        lines += ["", "Tags of the ground-truth people of one image (`tag_separation`): median distance between two "
+                  "people's mean tags, share of pairs closer than the tag threshold, median distance of a keypoint's "
+                  "tag to its person's mean.", ""]
+        lines += [f"- {label}: {tags['median_mean_tag_separation']} apart, {tags['pairs_closer_than_tag_threshold']} "
+                  f"of {tags['pairs_of_people']} pairs closer than the threshold, "
+                  f"{tags['median_within_person_deviation']} within a person" for label, tags in separations.items()]
     lines += ["", "## Every threshold", ""]
     for label, run in report["runs"].items():
         for name, variant in run["variants"].items():
@@ -287,6 +327,7 @@ def main() -> None:
         "checkpoint": str(checkpoint), "final_model": summary.get("final_model"),
         "semipose": str(Path(semipose.__file__).parents[1]),
         "training_threshold": args.training_threshold, "keypoint_threshold": args.keypoint_threshold,
+        "tag_separation": tag_separation(maps[0], validation.remove_columns("image"), processor, model.config),
         "variants": variants,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
