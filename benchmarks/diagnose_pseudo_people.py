@@ -281,9 +281,9 @@ def markdown(report: dict) -> str:
             lines.append(f"| {label} | {name} | {variant['AP']:.4f} | {run['training_threshold']:g} | {_cells(row)} |")
     separations = {label: run["tag_separation"] for label, run in report["runs"].items() if run.get("tag_separation")}
     if separations:
-        lines += ["", "Tags of the ground-truth people of one image (`tag_separation`): median distance between two "
-                  "people's mean tags, share of pairs closer than the tag threshold, median distance of a keypoint's "
-                  "tag to its person's mean.", ""]
+        lines += ["", ("Tags of the ground-truth people of one image (`tag_separation`): median distance between two "
+                       "people's mean tags, share of pairs closer than the tag threshold, median distance of a "
+                       "keypoint's tag to its person's mean."), ""]
         lines += [f"- {label}: {tags['median_mean_tag_separation']} apart, {tags['pairs_closer_than_tag_threshold']} "
                   f"of {tags['pairs_of_people']} pairs closer than the threshold, "
                   f"{tags['median_within_person_deviation']} within a person" for label, tags in separations.items()]
