@@ -273,8 +273,9 @@ def decode_center_offset(
     peak of its heatmap within `refine_radius` heatmap pixels whose value is at least the heatmap
     value at the regressed position (CenterNet-style, so regression finds the person and the heatmap
     places the joint; searched in a window around each keypoint, `_snap_to_peaks`; on the main job's
-    validation it raised AP from .054 to .169, see `benchmarks/results/diagnose_pseudo_people.md`); keypoint scores = bilinear heatmap values at the final positions; person score
-    = center score * mean keypoint score; pose NMS drops a person when at least `pose_nms_threshold`
+    validation it raised AP from .054 to .169, `benchmarks/results/diagnose_pseudo_people.md`); keypoint
+    scores = bilinear heatmap values at the final positions; person score = center score * mean
+    keypoint score; pose NMS drops a person when at least `pose_nms_threshold`
     of its keypoints lie within `pose_nms_distance` times the diagonal of the keypoint box of a
     better-scored kept person from that person's (DEKR's rule: 0.05 and more than 8 of 17).
 
