@@ -293,29 +293,30 @@ def decode_center_offset(
     heatmaps, center_heatmap, offsets = (t.detach().float() for t in (heatmaps, center_heatmap, offsets))
     center_scores, xs, ys = (t[:, 0] for t in topk_peaks(heatmap_nms(center_heatmap, nms_kernel), max_people))
     batch, num_centers = center_scores.shape
-    displacement = gather_at(offsets, xs, ys).view(batch, num_keypoints, 2, num_centers).permute(0, 3, 1, 2)
+    confident = int((center_scores > center_threshold).any(dim=0).sum())  # the best come first: the rest is dropped
+    center_scores, xs, ys = center_scores[:, :confident], xs[:, :confident], ys[:, :confident]
+    displacement = gather_at(offsets, xs, ys).view(batch, num_keypoints, 2, confident).permute(0, 3, 1, 2)
     keypoints = torch.stack([xs, ys], dim=-1).unsqueeze(2).float() + displacement  # [B, N, K, 2]
-    if refine:  # only the centers above the threshold in some image (the best come first): the others are dropped
-        confident = int((center_scores > center_threshold).any(dim=0).sum())
-        snapped = _snap_to_peaks(heatmaps, keypoints[:, :confident], nms_kernel, refine_radius)
-        keypoints = torch.cat([snapped, keypoints[:, confident:]], dim=1)
+    if refine:
+        keypoints = _snap_to_peaks(heatmaps, keypoints, nms_kernel, refine_radius)
     keypoint_scores = sample_heatmaps(heatmaps, keypoints)
     scores = center_scores * keypoint_scores.mean(dim=2)
     keep = _pose_nms(keypoints, scores, center_scores > center_threshold, pose_nms_threshold, pose_nms_distance)
     order = scores.masked_fill(~keep, -1.0).argsort(dim=1, descending=True)
-    mask = _take_people(keep, order)
+    mask = _ranked(keep, order, num_centers)
     return DecodedPoses(
-        keypoints=heatmap_to_input(_take_people(keypoints, order), stride) * mask[..., None, None],
-        keypoint_scores=_take_people(keypoint_scores, order) * mask.unsqueeze(-1),
-        scores=_take_people(scores, order) * mask,
+        keypoints=heatmap_to_input(_ranked(keypoints, order, num_centers), stride) * mask[..., None, None],
+        keypoint_scores=_ranked(keypoint_scores, order, num_centers) * mask.unsqueeze(-1),
+        scores=_ranked(scores, order, num_centers) * mask,
         mask=mask,
     )
 
 
-def _take_people(tensor: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-    """Reorder dim 1 (people) of a `[B, N, ...]` tensor by `order` `[B, N]`."""
+def _ranked(tensor: torch.Tensor, order: torch.Tensor, count: int) -> torch.Tensor:
+    """Dim 1 (people) of a `[B, N, ...]` tensor reordered by `order` `[B, N]` and zero-padded to `count`."""
     index = order.view(*order.shape, *[1] * (tensor.ndim - 2))
-    return tensor.gather(1, index.expand_as(tensor))
+    ranked = tensor.gather(1, index.expand_as(tensor))
+    return torch.cat([ranked, ranked.new_zeros(ranked.shape[0], count - ranked.shape[1], *ranked.shape[2:])], dim=1)
 
 
 def _snap_to_peaks(heatmaps: torch.Tensor, keypoints: torch.Tensor, nms_kernel: int, radius: float) -> torch.Tensor:
@@ -399,6 +400,6 @@ def _pose_nms(
     keep = candidates.gather(1, order)
     num_people = keep.shape[1]
     later = torch.ones(num_people, num_people, dtype=torch.bool, device=keep.device).triu(diagonal=1)
-    for i in range(int(keep.any(dim=0).sum())):  # candidates come first in `order`: the rest cannot suppress
+    for i in range(num_people):
         keep = keep & ~(keep[:, i : i + 1] & close[:, i] & later[i])
     return torch.zeros_like(keep).scatter(1, order, keep)
