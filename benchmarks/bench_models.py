@@ -3,11 +3,16 @@ and the network's throughput in torch vs ONNX Runtime.
 
 Three measurements, for both families (associative embedding and center + offset):
 
-- `decode`: milliseconds per image of `model.decode` (the codec decoder with the config's settings)
-  on IDEAL maps holding 1, 10 or 30 people, at 512 x 512 input (128 x 128 maps at stride 4). Ideal
-  maps are the codec's own training targets (AE tags = person id), so the decoder sees as many
-  peaks as a well-trained model produces; a random-init model's maps decode to nobody and would
-  time an empty loop.
+- `decode`: milliseconds per image of `model.decode` (the codec decoder with the config's settings),
+  one image per call, on IDEAL maps holding 1, 10 or 30 people, at 256 and 512 input (64 and 128 px
+  maps at stride 4). Ideal maps are the codec's own training targets (AE tags = person id), so the
+  decoder sees as many peaks as a well-trained model produces; a random-init model's maps decode to
+  nobody and would time an empty loop. Where mmpose is importable (a benchmark-only extra, see
+  below), its own codecs decode the same maps in the same process, alternating with ours run by run:
+  `AssociativeEmbedding.batch_decode` and `SPR.decode` followed by `nearby_joints_nms` (what mmpose's
+  DEKR head runs). Each record also says how many people each decoder found and how far (input
+  pixels, mean over matched people's keypoints) they are from the truth, mmpose's keypoints taken
+  to our pixel-center convention (`x + (s - 1) / 2`).
 - `inference`: images/s of forward + post-processing at 256 and 512 input, batch `--batch-size`,
   and the share of that time spent in post-processing (`model.decode` on ideal maps with
   `--people` people at the same map size + `PoseImageProcessor.post_process_pose_estimation`
@@ -26,11 +31,24 @@ Results go to `benchmarks/results/bench_models.json` with the machine, its load 
 versions; re-running only some `--measurements` keeps the records of the others, with the machine
 they ran on (`machine_of_kept_results`).
 
+mmpose is not a dependency of semipose. It imports without compiled mmcv ops for its codecs; one
+way, kept out of the project's environment:
+
+```bash
+pip install --target /tmp/mmpose_site --no-deps mmpose mmengine "mmcv-lite==2.1.0" \
+    opencv-python-headless addict yapf platformdirs termcolor json_tricks munkres
+pip install --target /tmp/mmpose_build cython  # xtcocotools' wheel is built for numpy 1: build it here
+PYTHONPATH=/tmp/mmpose_build pip install --target /tmp/mmpose_site --no-deps --no-build-isolation \
+    --no-binary xtcocotools xtcocotools
+PYTHONPATH=$PWD:/tmp/mmpose_site python -m benchmarks.bench_models --torch-threads 1
+```
+
 Usage:
 
 ```bash
 python -m benchmarks.bench_models                      # regnetx_002 and resnet50, a few minutes on 2 cores
 python -m benchmarks.bench_models --backbones regnetx_002 --repeats 2   # quick check
+python -m benchmarks.bench_models --measurements decode --torch-threads 1   # decoding only
 python -m benchmarks.bench_models --measurements backends   # only torch vs onnxruntime (needs semipose[deploy])
 ```
 """
@@ -38,6 +56,8 @@ python -m benchmarks.bench_models --measurements backends   # only torch vs onnx
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import itertools
 import json
 import os
 import statistics
@@ -45,10 +65,13 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
+import numpy as np
 import timm
 import torch
 import transformers
+from scipy.optimize import linear_sum_assignment
 
 from benchmarks.machine_info import machine_info
 from semipose.modeling import (
@@ -65,12 +88,22 @@ from semipose.modeling.codec_center_offset import encode_center_offset_targets
 from semipose.modeling.codec_common import render_gaussian_heatmaps
 
 REPO = Path(__file__).resolve().parents[1]
+
+try:  # benchmark-only, optional: mmpose's own codecs, for a side-by-side decode timing
+    from mmpose.codecs import SPR, AssociativeEmbedding
+    from mmpose.evaluation.functional import nearby_joints_nms
+
+    MMPOSE = SimpleNamespace(AssociativeEmbedding=AssociativeEmbedding, SPR=SPR, nearby_joints_nms=nearby_joints_nms)
+    MMPOSE_VERSION = importlib.metadata.version("mmpose")
+except ImportError:
+    MMPOSE, MMPOSE_VERSION = None, None
+
 RESULTS = REPO / "benchmarks" / "results" / "bench_models.json"
 FAMILIES = {
     "associative_embedding": (AssociativeEmbeddingConfig, AssociativeEmbeddingForPoseEstimation),
     "center_offset": (CenterOffsetConfig, CenterOffsetForPoseEstimation),
 }
-DECODE_INPUT_SIZE = 512
+DECODE_INPUT_SIZES = (256, 512)  # 64 and 128 px maps at stride 4
 DECODE_PEOPLE = (1, 10, 30)
 INFERENCE_INPUT_SIZES = (256, 512)
 TAG_SPACING = 2.0  # ideal AE tags: person m has tag m * TAG_SPACING, well beyond the tag threshold
@@ -124,26 +157,82 @@ def build_model(family: str, backbone: str) -> torch.nn.Module:
 
 
 def measure_decode(args: argparse.Namespace) -> list[dict]:
-    """Milliseconds per image of `model.decode` on ideal maps with 1, 10 and 30 people."""
+    """Milliseconds per image (one image per call) of `model.decode`, and of mmpose's codecs where importable,
+    on ideal maps with 1, 10 and 30 people at each map size; the decoders alternate run by run."""
     records = []
-    for family in FAMILIES:
+    for family, size, people in itertools.product(FAMILIES, DECODE_INPUT_SIZES, DECODE_PEOPLE):
         model = build_model(family, "regnetx_002")  # decoding does not depend on the backbone
-        for people in DECODE_PEOPLE:
-            keypoints = random_people(args.batch_size, people, DECODE_INPUT_SIZE, model.config.num_keypoints)
-            outputs = ideal_outputs(family, keypoints, model.config, DECODE_INPUT_SIZE)
-            seconds, runs = median_seconds(
-                lambda model=model, outputs=outputs: model.decode(outputs), args.repeats, args.warmup
-            )
-            found = int(model.decode(outputs).mask.sum()) / args.batch_size
-            records.append({
-                "measurement": "decode", "family": family, "people": people, "input_size": DECODE_INPUT_SIZE,
-                "batch_size": args.batch_size, "ms_per_image": round(1000 * seconds / args.batch_size, 2),
-                "best_ms_per_image": round(1000 * min(runs) / args.batch_size, 2), "people_decoded_per_image": found,
-            })
-            record = records[-1]
-            print(f"decode  {family:>21}  {people:2d} people  {record['ms_per_image']:6.2f} ms/image"
-                  f" (best {record['best_ms_per_image']})")
+        keypoints = random_people(1, people, size, model.config.num_keypoints)
+        outputs = ideal_outputs(family, keypoints, model.config, size)
+        decoders = {"semipose": lambda model=model, outputs=outputs: model.decode(outputs).to_list()[0]["keypoints"]}
+        if MMPOSE_VERSION is not None:
+            decoders["mmpose"] = mmpose_decoder(family, model.config, size, outputs)
+        runs = alternating_runs(decoders, args.repeats, args.warmup)
+        record = {"measurement": "decode", "family": family, "people": people, "input_size": size,
+                  "heatmap_size": size // model.config.output_stride, "batch_size": 1}
+        for name, decode in decoders.items():
+            found, error = keypoint_error(decode(), keypoints[0])
+            record[name] = {"ms_per_image": round(1000 * statistics.median(runs[name]), 2),
+                            "best_ms_per_image": round(1000 * min(runs[name]), 2),
+                            "people_decoded": found, "mean_keypoint_error_px": error}
+        if "mmpose" in record:
+            ratio = record["mmpose"]["ms_per_image"] / record["semipose"]["ms_per_image"]
+            record["mmpose_over_semipose"] = round(ratio, 2)
+        records.append(record)
+        print(f"decode  {family:>21}  {size // 4:3d} px maps  {people:2d} people  " + "  ".join(
+            f"{name} {record[name]['ms_per_image']:6.2f} ms" for name in decoders))
     return records
+
+
+def alternating_runs(functions: dict[str, Callable[[], object]], repeats: int, warmup: int) -> dict[str, list[float]]:
+    """Seconds of each function over `repeats` rounds (after `warmup`), the functions taking turns in each round."""
+    for _ in range(warmup):
+        for function in functions.values():
+            function()
+    runs = {name: [] for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            runs[name].append(time.perf_counter() - start)
+    return runs
+
+
+def keypoint_error(found: torch.Tensor, truth: torch.Tensor) -> tuple[int, float | None]:
+    """People found, and their mean keypoint distance (input pixels) to the truth `[P, K, 3]` they match
+    one-to-one (by total distance); None when nobody was found."""
+    found = torch.as_tensor(found, dtype=torch.float32)
+    if len(found) == 0:
+        return 0, None
+    distance = (found.unsqueeze(1) - truth[None, :, :, :2]).norm(dim=-1)  # [found, truth, K]
+    rows, cols = linear_sum_assignment(distance.sum(dim=-1).numpy())
+    return len(found), round(distance[rows, cols].mean().item(), 3)
+
+
+def mmpose_decoder(family: str, config, input_size: int, outputs) -> Callable[[], np.ndarray]:
+    """mmpose's own decoding of `outputs` (one image), returning keypoints `[M, K, 2]` in our input pixels."""
+    heatmap_size = input_size // config.output_stride
+    sizes = {"input_size": (input_size, input_size), "heatmap_size": (heatmap_size, heatmap_size)}
+    shift = (config.output_stride - 1) / 2  # mmpose: x = u * s; semipose: x = (u + 0.5) * s - 0.5
+    if family == "associative_embedding":
+        codec = MMPOSE.AssociativeEmbedding(
+            **sizes, decode_keypoint_order=list(config.grouping_order), decode_topk=config.max_people,
+            decode_max_instances=config.max_people, decode_keypoint_thr=config.detection_threshold,
+            decode_tag_thr=config.tag_threshold, decode_nms_kernel=config.nms_kernel,
+        )
+        return lambda: codec.batch_decode(outputs.heatmaps, outputs.tags)[0][0] + shift
+    codec = MMPOSE.SPR(**sizes, generate_keypoint_heatmaps=True, decode_nms_kernel=config.nms_kernel,
+                       decode_max_instances=config.max_people, decode_thr=config.center_threshold)
+    maps = torch.cat([outputs.heatmaps[0], outputs.center_heatmap[0]])  # root heatmap last, as SPR reads it
+
+    def decode() -> np.ndarray:
+        keypoints, (_, keypoint_scores) = codec.decode(maps, outputs.offsets[0])
+        keypoints, keypoint_scores = keypoints.numpy(), keypoint_scores.numpy()
+        people = [{"keypoints": person, "score": scores} for person, scores in zip(keypoints, keypoint_scores)]
+        keep = MMPOSE.nearby_joints_nms(people, 0.05, score_per_joint=True, max_dets=config.max_people)
+        return keypoints[keep] + shift  # DEKR head's pose NMS (distance 0.05, more than K // 2 joints)
+
+    return decode
 
 
 def measure_inference(args: argparse.Namespace) -> list[dict]:
@@ -276,6 +365,7 @@ def main() -> None:
         "device": "cpu",
         "source": "random-init models; decoding on ideal maps (codec targets) of random box-shaped people",
         "machine": machine_info(timm, transformers),
+        "mmpose": MMPOSE_VERSION or "not importable: decode timed for semipose only",
     }
     kept = kept_results(args)
     new_results = [record for name in args.measurements for record in MEASUREMENTS[name](args)]

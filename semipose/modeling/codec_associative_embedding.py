@@ -162,12 +162,14 @@ def decode_associative_embedding(
     Steps: heatmap NMS and the `max_people` best peaks per keypoint type (batched on the device);
     per image on the CPU, peaks above `detection_threshold` are attached to people one keypoint type
     at a time in `grouping_order` by `scipy.optimize.linear_sum_assignment` on the HigherHRNet cost
-    `round(|tag - person mean tag|) * 100 - peak score`, a match counting only when the tag distance
-    is below `tag_threshold` (otherwise the peak starts a new person); optional sub-pixel refinement
+    `round(|tag - person mean tag|) * 100 - peak score`, a peak joining a person only when their tag
+    distance is below `tag_threshold` and otherwise starting a new person; optional sub-pixel refinement
     (`codec_common.refine_peaks`); optionally, each missing keypoint k of a person is placed at the
     argmax of `heatmap_k - round(|tag_k - person mean tag|)` with the heatmap value there as its score.
-    Person score = mean of its K keypoint scores (0 for keypoints left missing). The `max_people`
-    best-scored people are kept (ranked once before filling, which bounds its cost, and again after).
+    Person score = mean of its K grouped keypoint scores, 0 for missing ones, fixed before filling
+    (as in HigherHRNet): a fragment of a person, completed by filling from that person's own peaks,
+    would otherwise score as high as the person itself and be taught as a second one. The `max_people`
+    best-scored people are kept.
     Non-finite tags are clipped to +-1e6 so a diverging network cannot break the assignment.
 
     Args:
@@ -199,7 +201,6 @@ def decode_associative_embedding(
     people = [_rank(person, max_people) for person in people]
     if fill_missing:
         people = [_fill_missing(person, heatmaps[b], tags[b], refine) for b, person in enumerate(people)]
-        people = [_rank(person, max_people) for person in people]
     people = [{**person, "keypoints": heatmap_to_input(person["keypoints"], stride)} for person in people]
     return DecodedPoses.from_list(people, num_keypoints, device=heatmaps.device)
 
@@ -224,19 +225,38 @@ def _group_by_tags(
         matched_rows, matched_people = np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
         if len(candidates) and len(counts):
             distance = np.abs(tags[k, candidates, None] - (tag_sums / counts)[None, :])
-            rows, cols = linear_sum_assignment(np.round(distance) * 100 - scores[k, candidates, None])
-            close = distance[rows, cols] < tag_threshold
-            matched_rows, matched_people = rows[close], cols[close]
+            matched_rows, matched_people = _assign(distance, scores[k, candidates], tag_threshold)
         members[matched_people, k] = candidates[matched_rows]
         tag_sums[matched_people] += tags[k, candidates[matched_rows]]
         counts[matched_people] += 1
-        newcomers = np.setdiff1d(candidates, candidates[matched_rows])
+        newcomers = np.delete(candidates, matched_rows)
         new_members = np.full((len(newcomers), num_keypoints), -1, dtype=np.int64)
         new_members[:, k] = newcomers
         members = np.concatenate([members, new_members])
         tag_sums = np.concatenate([tag_sums, tags[k, newcomers]])
         counts = np.concatenate([counts, np.ones(len(newcomers))])
     return members
+
+
+def _assign(distance: np.ndarray, scores: np.ndarray, tag_threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """Match candidates to people on the HigherHRNet cost `round(distance) * 100 - score`; returns
+    (candidate rows, people) of the matches.
+
+    A pair at `tag_threshold` or farther cannot match, and every candidate may instead start a new
+    person (one extra column each) at a cost above any allowed match: without that option a square
+    assignment forces each candidate onto some person, and equal-cost solutions shift matches along
+    a chain of people, splitting them into fragments.
+
+    Args:
+        distance (`np.ndarray` of shape `(C, P)`): tag distance of each candidate to each person's mean tag.
+        scores (`np.ndarray` of shape `(C,)`): peak scores.
+    """
+    new_person_cost = 100.0 * (np.round(tag_threshold) + 1)
+    cost = np.where(distance < tag_threshold, np.round(distance) * 100 - scores[:, None], np.inf)
+    cost = np.concatenate([cost, np.full((len(scores), len(scores)), new_person_cost)], axis=1)
+    rows, cols = linear_sum_assignment(cost)
+    joins = cols < distance.shape[1]
+    return rows[joins], cols[joins]
 
 
 def _collect_people(
@@ -291,7 +311,9 @@ def _fill_missing(
 
 
 def _rank(person: dict[str, torch.Tensor], max_people: int) -> dict[str, torch.Tensor]:
-    """Score each person (mean of its K keypoint scores), sort best first, keep `max_people`."""
+    """Score each grouped person (mean of its K keypoint scores, 0 where missing), sort best first, keep
+    `max_people`."""
     scores = person["keypoint_scores"].mean(dim=1)
     order = scores.argsort(descending=True)[:max_people]
     return {**{name: value[order] for name, value in person.items()}, "scores": scores[order]}
+

@@ -44,8 +44,9 @@ from .codec_common import (
     heatmap_nms,
     heatmap_to_input,
     labeled_heatmap_keypoints,
+    max_filter,
     mean_or_zero,
-    refine_peaks,
+    peak_offsets,
     render_gaussian_heatmaps,
     sample_heatmaps,
     topk_peaks,
@@ -272,8 +273,10 @@ def decode_center_offset(
     pixel + offsets read there; with `refine`, each keypoint snaps to the nearest sub-pixel-refined
     peak of its heatmap within `refine_radius` heatmap pixels whose value is at least the heatmap
     value at the regressed position (CenterNet-style, so regression finds the person and the heatmap
-    places the joint); keypoint scores = bilinear heatmap values at the final positions; person score
-    = center score * mean keypoint score; pose NMS drops a person when at least `pose_nms_threshold`
+    places the joint; searched in a window around each keypoint, `_snap_to_peaks`; on the main job's
+    validation it raised AP from .054 to .169, `benchmarks/results/diagnose_pseudo_people.md`); keypoint
+    scores = bilinear heatmap values at the final positions; person score = center score * mean
+    keypoint score; pose NMS drops a person when at least `pose_nms_threshold`
     of its keypoints lie within `pose_nms_distance` times the diagonal of the keypoint box of a
     better-scored kept person from that person's (DEKR's rule: 0.05 and more than 8 of 17).
 
@@ -291,33 +294,39 @@ def decode_center_offset(
     heatmaps, center_heatmap, offsets = (t.detach().float() for t in (heatmaps, center_heatmap, offsets))
     center_scores, xs, ys = (t[:, 0] for t in topk_peaks(heatmap_nms(center_heatmap, nms_kernel), max_people))
     batch, num_centers = center_scores.shape
-    displacement = gather_at(offsets, xs, ys).view(batch, num_keypoints, 2, num_centers).permute(0, 3, 1, 2)
+    confident = int((center_scores > center_threshold).any(dim=0).sum())  # the best come first: the rest is dropped
+    center_scores, xs, ys = center_scores[:, :confident], xs[:, :confident], ys[:, :confident]
+    displacement = gather_at(offsets, xs, ys).view(batch, num_keypoints, 2, confident).permute(0, 3, 1, 2)
     keypoints = torch.stack([xs, ys], dim=-1).unsqueeze(2).float() + displacement  # [B, N, K, 2]
     if refine:
-        keypoints = _snap_to_peaks(heatmaps, keypoints, nms_kernel, max_people, refine_radius)
+        keypoints = _snap_to_peaks(heatmaps, keypoints, nms_kernel, refine_radius)
     keypoint_scores = sample_heatmaps(heatmaps, keypoints)
     scores = center_scores * keypoint_scores.mean(dim=2)
     keep = _pose_nms(keypoints, scores, center_scores > center_threshold, pose_nms_threshold, pose_nms_distance)
     order = scores.masked_fill(~keep, -1.0).argsort(dim=1, descending=True)
-    mask = _take_people(keep, order)
+    mask = _ranked(keep, order, num_centers)
     return DecodedPoses(
-        keypoints=heatmap_to_input(_take_people(keypoints, order), stride) * mask[..., None, None],
-        keypoint_scores=_take_people(keypoint_scores, order) * mask.unsqueeze(-1),
-        scores=_take_people(scores, order) * mask,
+        keypoints=heatmap_to_input(_ranked(keypoints, order, num_centers), stride) * mask[..., None, None],
+        keypoint_scores=_ranked(keypoint_scores, order, num_centers) * mask.unsqueeze(-1),
+        scores=_ranked(scores, order, num_centers) * mask,
         mask=mask,
     )
 
 
-def _take_people(tensor: torch.Tensor, order: torch.Tensor) -> torch.Tensor:
-    """Reorder dim 1 (people) of a `[B, N, ...]` tensor by `order` `[B, N]`."""
+def _ranked(tensor: torch.Tensor, order: torch.Tensor, count: int) -> torch.Tensor:
+    """Dim 1 (people) of a `[B, N, ...]` tensor reordered by `order` `[B, N]` and zero-padded to `count`."""
     index = order.view(*order.shape, *[1] * (tensor.ndim - 2))
-    return tensor.gather(1, index.expand_as(tensor))
+    ranked = tensor.gather(1, index.expand_as(tensor))
+    return torch.cat([ranked, ranked.new_zeros(ranked.shape[0], count - ranked.shape[1], *ranked.shape[2:])], dim=1)
 
 
-def _snap_to_peaks(
-    heatmaps: torch.Tensor, keypoints: torch.Tensor, nms_kernel: int, num_peaks: int, radius: float
-) -> torch.Tensor:
+def _snap_to_peaks(heatmaps: torch.Tensor, keypoints: torch.Tensor, nms_kernel: int, radius: float) -> torch.Tensor:
     """Move each regressed keypoint to the nearest uphill refined heatmap peak within `radius`, if any.
+
+    A peak is a pixel at the maximum of its `nms_kernel` neighbourhood (pixels tied for it all count)
+    with a positive value at least the heatmap value at the regressed position; its refined position
+    (`codec_common.peak_offsets`, as `refine_peaks` places it) must lie within `radius`. Only a window
+    around each keypoint is searched, so the cost grows with the people, not with the map.
 
     Args:
         heatmaps (`torch.Tensor` of shape `(B, K, h, w)`).
@@ -326,14 +335,50 @@ def _snap_to_peaks(
     Returns:
         `torch.Tensor` of shape `(B, N, K, 2)`.
     """
-    peak_scores, xs, ys = topk_peaks(heatmap_nms(heatmaps, nms_kernel), num_peaks)
-    peaks = refine_peaks(heatmaps, xs, ys)  # [B, K, P, 2]
-    here = sample_heatmaps(heatmaps, keypoints).transpose(1, 2).unsqueeze(-1)  # [B, K, N, 1]
-    distance = (keypoints.transpose(1, 2).unsqueeze(3) - peaks.unsqueeze(2)).norm(dim=-1)  # [B, K, N, P]
-    usable = (distance <= radius) & (peak_scores.unsqueeze(2) >= here) & (peak_scores.unsqueeze(2) > 0)
-    nearest = distance.masked_fill(~usable, float("inf")).argmin(dim=-1)  # [B, K, N]
-    snapped = peaks.gather(2, nearest.unsqueeze(-1).expand(-1, -1, -1, 2)).transpose(1, 2)
-    return torch.where(usable.any(dim=-1).transpose(1, 2).unsqueeze(-1), snapped, keypoints)
+    reach, margin = math.ceil(radius + 1), max(nms_kernel // 2, 1)  # a peak refines at most 0.5 px per axis
+    side, steps = 2 * reach + 1, torch.arange(-reach, reach + 1, device=heatmaps.device)
+    nearest = torch.floor(keypoints + 0.5).long()  # [B, N, K, 2]
+    values, inside = _windows(heatmaps.float(), nearest, reach + margin)  # [B, N, K, P, P], P = side + 2 margin
+    crest = max_filter(torch.where(inside, values, float("-inf")).flatten(1, 2), nms_kernel).view_as(values)
+
+    def shifted(tensor: torch.Tensor, dx: int = 0, dy: int = 0) -> torch.Tensor:
+        return tensor[..., margin + dy : margin + dy + side, margin + dx : margin + dx + side]
+
+    pixels = torch.stack(torch.broadcast_tensors(  # [B, N, K, side, side, 2]
+        nearest[..., 0, None, None] + steps, nearest[..., 1, None, None] + steps[:, None]), dim=-1)
+    height, width = heatmaps.shape[-2:]
+    interior = (pixels > 0) & (pixels < torch.tensor([width - 1, height - 1], device=heatmaps.device))
+    around = {(dx, dy): shifted(values, dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)}
+    refined = (pixels + peak_offsets(around) * interior).flatten(3, 4)  # [B, N, K, side^2, 2]
+    here = sample_heatmaps(heatmaps, keypoints)[..., None, None]
+    peak = shifted(inside) & (shifted(values) == shifted(crest)) & (shifted(values) >= here) & (shifted(values) > 0)
+    distance = (refined - keypoints.unsqueeze(3)).norm(dim=-1)  # [B, N, K, side^2]
+    usable = peak.flatten(3) & (distance <= radius)
+    best = distance.masked_fill(~usable, float("inf")).argmin(dim=-1, keepdim=True)
+    snapped = refined.gather(3, best.unsqueeze(-1).expand(-1, -1, -1, -1, 2)).squeeze(3)
+    return torch.where(usable.any(dim=-1, keepdim=True), snapped, keypoints)
+
+
+def _windows(maps: torch.Tensor, centers: torch.Tensor, half: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Square windows of map k around each center k, with the map's border pixels repeated beyond it.
+
+    Args:
+        maps (`torch.Tensor` of shape `(B, K, h, w)`).
+        centers (`torch.Tensor` of shape `(B, N, K, 2)`, long): (x, y) pixel of each window's center.
+
+    Returns:
+        values and inside (bool), both `[B, N, K, 2 half + 1, 2 half + 1]`.
+    """
+    batch, num_keypoints, height, width = maps.shape
+    people, size = centers.shape[1], 2 * half + 1
+    steps = torch.arange(-half, half + 1, device=maps.device)
+    xs = centers[..., 0, None, None] + steps  # [B, N, K, 1, size]
+    ys = centers[..., 1, None, None] + steps[:, None]  # [B, N, K, size, 1]
+    inside = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
+    index = (ys.clamp(0, height - 1) * width + xs.clamp(0, width - 1)).expand(-1, -1, -1, size, size)
+    index = index.transpose(1, 2).reshape(batch, num_keypoints, people * size * size)  # channel-major, for gather
+    values = maps.flatten(2).gather(2, index).view(batch, num_keypoints, people, size, size).transpose(1, 2)
+    return values, inside
 
 
 def _pose_nms(

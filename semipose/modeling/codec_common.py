@@ -17,6 +17,7 @@ This file is copied into checkpoints by `register_for_auto_class`: it imports no
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, fields
 
@@ -227,7 +228,8 @@ def heatmap_nms(heatmaps: torch.Tensor, kernel: int) -> torch.Tensor:
     """Zero every pixel that is not the maximum of its `kernel x kernel` neighbourhood.
 
     Two maxima closer than the window are necessarily equal (a plateau); of those only the last in
-    raster order survives, so a peak exactly between two pixels is reported once.
+    raster order survives (a maximum with another one later in its window is dropped), so a peak
+    exactly between two pixels is reported once.
 
     Args:
         heatmaps (`torch.Tensor` of shape `(B, C, h, w)`).
@@ -235,15 +237,19 @@ def heatmap_nms(heatmaps: torch.Tensor, kernel: int) -> torch.Tensor:
     """
     if kernel < 1 or kernel % 2 == 0:
         raise ValueError(f"nms_kernel: expected an odd positive size, got {kernel}.")
-    maxima = heatmaps == _max_filter(heatmaps, kernel)
-    positions = torch.arange(heatmaps.shape[-2] * heatmaps.shape[-1], device=heatmaps.device, dtype=torch.float32)
-    ranks = torch.where(maxima, positions.view(heatmaps.shape[-2:]), -1.0)
-    return heatmaps * (maxima & (ranks == _max_filter(ranks, kernel)))
+    maxima = heatmaps == max_filter(heatmaps, kernel)
+    radius, (height, width) = kernel // 2, heatmaps.shape[-2:]
+    padded = F.pad(maxima.to(torch.uint8), (radius, radius, radius, radius)).bool()
+    later = torch.zeros_like(maxima)
+    for dy, dx in itertools.product(range(radius + 1), range(-radius, radius + 1)):
+        if dy > 0 or dx > 0:  # the half of the window that comes later in raster order
+            later |= padded[..., radius + dy : radius + dy + height, radius + dx : radius + dx + width]
+    return heatmaps * (maxima & ~later)
 
 
-def _max_filter(maps: torch.Tensor, kernel: int) -> torch.Tensor:
-    """Maximum over each `kernel x kernel` window (same size out), separably; ~10x faster than
-    `F.max_pool2d` on CPU."""
+def max_filter(maps: torch.Tensor, kernel: int) -> torch.Tensor:
+    """Maximum over each `kernel x kernel` window (same size out, the map padded with -inf), separably; ~10x
+    faster than `F.max_pool2d` on CPU."""
     radius = kernel // 2
     padded = F.pad(maps, (radius, radius, radius, radius), value=float("-inf"))
     return padded.unfold(3, kernel, 1).amax(dim=-1).unfold(2, kernel, 1).amax(dim=-1)
@@ -306,10 +312,8 @@ def sample_heatmaps(heatmaps: torch.Tensor, coords: torch.Tensor) -> torch.Tenso
 
 
 def refine_peaks(heatmaps: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
-    """Sub-pixel peak positions: a Taylor (DARK) step on the log-heatmap, quarter-pixel fallback.
+    """Sub-pixel peak positions: a Taylor (DARK) step on the log-heatmap, quarter-pixel fallback (`peak_offsets`).
 
-    The offset `-H^-1 g` from the 3x3 neighbourhood is used where the log-heatmap is strictly concave
-    there and clamped to [-0.5, 0.5]; elsewhere each axis moves 0.25 toward its higher neighbour.
     Peaks on the map border are not moved across that axis.
 
     Args:
@@ -325,6 +329,22 @@ def refine_peaks(heatmaps: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> 
         for dx in (-1, 0, 1)
         for dy in (-1, 0, 1)
     }
+    interior = torch.stack([(xs > 0) & (xs < width - 1), (ys > 0) & (ys < height - 1)], dim=-1)
+    return torch.stack([xs, ys], dim=-1).float() + peak_offsets(around) * interior
+
+
+def peak_offsets(around: dict[tuple[int, int], torch.Tensor]) -> torch.Tensor:
+    """Sub-pixel (dx, dy) of a peak from its 3 x 3 neighbourhood: the DARK offset `-H^-1 g` of the log-heatmap.
+
+    Used where the log-heatmap is strictly concave there, clamped to [-0.5, 0.5]; elsewhere each axis
+    moves 0.25 toward its higher neighbour.
+
+    Args:
+        around: (dx, dy) in {-1, 0, 1}^2 -> the heatmap values at that offset from each peak, all one shape.
+
+    Returns:
+        `torch.Tensor` of that shape plus a last axis of 2.
+    """
     quarter = 0.25 * torch.stack(
         [torch.sign(around[1, 0] - around[-1, 0]), torch.sign(around[0, 1] - around[0, -1])], dim=-1
     )
@@ -339,6 +359,4 @@ def refine_peaks(heatmaps: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> 
     taylor = -torch.stack(
         [dyy * gradient[..., 0] - dxy * gradient[..., 1], dxx * gradient[..., 1] - dxy * gradient[..., 0]], dim=-1
     ) / safe.unsqueeze(-1)
-    offset = torch.where(concave.unsqueeze(-1), taylor.clamp(-0.5, 0.5), quarter)
-    interior = torch.stack([(xs > 0) & (xs < width - 1), (ys > 0) & (ys < height - 1)], dim=-1)
-    return torch.stack([xs, ys], dim=-1).float() + offset * interior
+    return torch.where(concave.unsqueeze(-1), taylor.clamp(-0.5, 0.5), quarter)

@@ -21,6 +21,11 @@ class AssociativeEmbeddingConfig(PoseConfig):
             largest tag distance at which a keypoint joins a person.
         fill_missing (`bool`, *optional*, defaults to `True`):
             fill keypoints a person lacks with the heatmap maximum nearest its tag.
+        pseudo_person_threshold (`float`, *optional*, defaults to 0.3):
+            person score from which a teacher's decoded person is taught as a pseudo label (the training
+            arguments' `pseudo_person_threshold` overrides it). Scores are means of the K grouped keypoint
+            scores; on the main job's validation split .3 keeps precision .69 at recall .47
+            (`benchmarks/results/diagnose_pseudo_people.md`).
 
     Example:
 
@@ -41,6 +46,7 @@ class AssociativeEmbeddingConfig(PoseConfig):
     detection_threshold: float = 0.1
     tag_threshold: float = 1.0
     fill_missing: bool = True
+    pseudo_person_threshold: float = 0.3
 
 
 __all__ = ["AssociativeEmbeddingConfig"]

@@ -22,6 +22,10 @@ class CenterOffsetConfig(PoseConfig):
         pose_nms_threshold (`float`, *optional*, defaults to 0.5):
             a decoded person is dropped when at least this fraction of its keypoints coincide with those
             of a better-scored person (pose NMS).
+        pseudo_person_threshold (`float`, *optional*, defaults to 0.2):
+            person score from which a teacher's decoded person is taught as a pseudo label (the training
+            arguments' `pseudo_person_threshold` overrides it). Scores are center score times mean keypoint
+            score, so they run low: .2 kept precision .76 at recall .53 in `benchmarks/bench_ssl.py`.
 
     Example:
 
@@ -42,6 +46,7 @@ class CenterOffsetConfig(PoseConfig):
     background_weight: float = 0.1
     center_threshold: float = 0.1
     pose_nms_threshold: float = 0.5
+    pseudo_person_threshold: float = 0.2
 
 
 __all__ = ["CenterOffsetConfig"]

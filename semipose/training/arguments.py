@@ -43,7 +43,10 @@ class SemiPoseTrainingArguments(TrainingArguments):
     )
     consistency_weight: float = field(default=1.0, metadata={"help": "Weight of the heatmap-consistency loss."})
     pseudo_label_weight: float = field(default=1.0, metadata={"help": "Weight of the pseudo-people loss (semi)."})
-    pseudo_person_threshold: float = field(default=0.3, metadata={"help": "Min teacher person score."})
+    pseudo_person_threshold: float | None = field(
+        default=None,
+        metadata={"help": "Min teacher person score; default: the model config's (its family's score scale)."},
+    )
     pseudo_keypoint_threshold: float = field(default=0.3, metadata={"help": "Min teacher keypoint score."})
     pseudo_ignore_threshold: float = field(
         default=0.1, metadata={"help": "Teacher heatmap values in [this, keypoint threshold) are not trained on."}

@@ -62,7 +62,6 @@ DEFAULT_TRAINING_ARGUMENTS = {
     "report_to": "tensorboard",
     "dataloader_num_workers": 2,
     "burn_in_ratio": 0.4,
-    "pseudo_person_threshold": 0.2,  # center_offset's person scores run low (benchmarks/bench_ssl.py)
 }
 """The main job's defaults for `SemiPoseTrainingArguments` (command-line flags override them)."""
 

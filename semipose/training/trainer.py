@@ -109,6 +109,8 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
         if self.processing_class is not None:
             check_decoding_settings(self.processing_class, self.model.config)
         self.strong_view = StrongView(self.args.strong_augmentation)
+        if self.args.pseudo_person_threshold is None:  # person scores differ in scale between the families
+            self.args.pseudo_person_threshold = self.model.config.pseudo_person_threshold
         self.teacher: torch.nn.Module | None = None
         self.skipped_steps = 0
         self._consecutive_skipped_steps = 0

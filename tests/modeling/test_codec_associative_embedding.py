@@ -2,6 +2,7 @@
 
 import math
 
+import ideal_crowds
 import pytest
 import torch
 from coco_round_trip import HEATMAP_SIZE, SIGMA, STRIDE, round_trip_ap
@@ -111,6 +112,21 @@ def test_round_trip_without_refinement_loses_some_ap(coco_fixture_dir):
     assert 0.95 <= round_trip_ap(coco_fixture_dir, lambda k: decode_ideal(k, refine=False)) < 1.0
 
 
+# Seeds 13, 18, 22, 32, 35, 36 and 39 of the 10-person crowds decoded to 11 or 12 people (full-score
+# duplicates) when a square assignment forced a candidate of a keypoint type onto another person.
+@pytest.mark.parametrize(("num_people", "seeds"), [(1, range(4)), (10, range(40)), (30, range(4))])
+def test_ideal_crowds_decode_to_exactly_their_people(coco_fixture_dir, num_people, seeds):
+    order = get_skeleton("coco").grouping_order
+    for seed in seeds:
+        keypoints = ideal_crowds.ideal_crowd(coco_fixture_dir, num_people, seed)
+        targets = encode_associative_embedding_targets(
+            keypoints, ideal_crowds.HEATMAP_SIZE, stride=ideal_crowds.STRIDE, sigma=ideal_crowds.SIGMA
+        )
+        tags = ideal_tags(targets, torch.arange(float(num_people)).unsqueeze(1))  # tag = person index
+        poses = decode_associative_embedding(targets.heatmaps, tags, stride=ideal_crowds.STRIDE, grouping_order=order)
+        ideal_crowds.assert_decoded_exactly(poses, keypoints)
+
+
 def two_people_outputs(second_person_tags=(5.0, 5.0, 5.0)):
     keypoints = torch.tensor(
         [[[[2.0, 2.0, 2.0], [6.0, 2.0, 2.0], [4.0, 6.0, 2.0]],
@@ -150,6 +166,17 @@ def test_missing_keypoint_is_filled_at_its_heatmap_peak_with_that_score():
     weak_filled = (filled.keypoint_scores[0] < 0.1).any(dim=1).nonzero().item()
     torch.testing.assert_close(filled.keypoints[0, weak_filled, 2], keypoints[0, 0, 2, :2], atol=1e-4, rtol=0)
     assert filled.keypoint_scores[0, weak_filled, 2].item() == pytest.approx(0.05)
+
+
+def test_a_fragment_completed_by_filling_scores_only_its_grouped_keypoints():
+    keypoints, heatmaps, tags = two_people_outputs()
+    tags[0, 2, 6, 4] = 2.2  # person 0's keypoint 2 is too far in tag: it starts a fragment of its own
+    poses = decode_associative_embedding(heatmaps, tags, stride=1, grouping_order=[0, 1, 2])
+    assert poses.scores[0].tolist() == pytest.approx([(2 + math.exp(-0.125)) / 3, 2 / 3, 1 / 3], abs=1e-4)
+    person, fragment = poses.keypoints[0, 1], poses.keypoints[0, 2]
+    torch.testing.assert_close(person, keypoints[0, 0, :, :2], atol=1e-4, rtol=0)
+    torch.testing.assert_close(fragment, person)  # filled from person 0's own peaks: a duplicate, ranked last
+    assert poses.keypoint_scores[0, 2].tolist() == pytest.approx([1.0, 1.0, 1.0])
 
 
 def test_decode_keeps_the_best_people_and_handles_empty_maps():

@@ -2,15 +2,19 @@
 
 import math
 
+import ideal_crowds
 import pytest
 import torch
+import torch.nn.functional as F
 from coco_round_trip import HEATMAP_SIZE, SIGMA, STRIDE, round_trip_ap
 
 from semipose.modeling.codec_center_offset import (
+    _snap_to_peaks,
     center_offset_loss,
     decode_center_offset,
     encode_center_offset_targets,
 )
+from semipose.modeling.codec_common import heatmap_nms, refine_peaks, sample_heatmaps, topk_peaks
 
 # One person, K = 3, stride 1 on a 16 x 16 map: center (6, 5) = mean of the labeled keypoints.
 PERSON = torch.tensor([[[[4.0, 4.0, 2.0], [8.0, 6.0, 1.0], [0.0, 0.0, 0.0]]]])
@@ -118,6 +122,41 @@ def decode_ideal(keypoints: torch.Tensor, **options):
 @pytest.mark.parametrize("refine", [True, False])
 def test_round_trip_on_real_coco_fixture_scores_full_ap(coco_fixture_dir, refine):
     assert round_trip_ap(coco_fixture_dir, lambda keypoints: decode_ideal(keypoints, refine=refine)) == 1.0
+
+
+@pytest.mark.parametrize("refine", [True, False])
+@pytest.mark.parametrize(("num_people", "seeds"), [(1, range(4)), (10, range(20)), (30, range(4))])
+def test_ideal_crowds_decode_to_exactly_their_people(coco_fixture_dir, num_people, seeds, refine):
+    for seed in seeds:
+        keypoints = ideal_crowds.ideal_crowd(coco_fixture_dir, num_people, seed)
+        targets = encode_center_offset_targets(
+            keypoints, ideal_crowds.HEATMAP_SIZE, stride=ideal_crowds.STRIDE, sigma=ideal_crowds.SIGMA
+        )
+        poses = decode_center_offset(*ideal_outputs(targets), stride=ideal_crowds.STRIDE, refine=refine)
+        ideal_crowds.assert_decoded_exactly(poses, keypoints)
+
+
+def snap_over_whole_map(heatmaps, keypoints, nms_kernel=5, radius=2.0):
+    """Reference: every NMS peak of the whole map, refined; each keypoint takes the nearest uphill one in reach."""
+    peak_scores, xs, ys = topk_peaks(heatmap_nms(heatmaps, nms_kernel), heatmaps[0, 0].numel())
+    peaks = refine_peaks(heatmaps, xs, ys)  # [B, K, P, 2]
+    here = sample_heatmaps(heatmaps, keypoints).transpose(1, 2).unsqueeze(-1)  # [B, K, N, 1]
+    distance = (keypoints.transpose(1, 2).unsqueeze(3) - peaks.unsqueeze(2)).norm(dim=-1)  # [B, K, N, P]
+    usable = (distance <= radius) & (peak_scores.unsqueeze(2) >= here) & (peak_scores.unsqueeze(2) > 0)
+    nearest = distance.masked_fill(~usable, float("inf")).argmin(dim=-1)
+    snapped = peaks.gather(2, nearest.unsqueeze(-1).expand(-1, -1, -1, 2)).transpose(1, 2)
+    return torch.where(usable.any(dim=-1).transpose(1, 2).unsqueeze(-1), snapped, keypoints)
+
+
+@pytest.mark.parametrize("num_people", [2, 12])  # 2: NMS on windows around the keypoints; 12: on the whole map
+@pytest.mark.parametrize("nms_kernel", [3, 5])
+def test_snapping_finds_the_peaks_nms_finds_on_the_whole_map(num_people, nms_kernel):
+    generator = torch.Generator().manual_seed(num_people * nms_kernel)
+    heatmaps = F.avg_pool2d(torch.rand(2, 17, 32, 32, generator=generator), 3, 1, 1)  # many peaks, some on borders
+    keypoints = torch.rand(2, num_people, 17, 2, generator=generator) * 36 - 2
+    expected = snap_over_whole_map(heatmaps, keypoints, nms_kernel)
+    assert (expected != keypoints).any()
+    torch.testing.assert_close(_snap_to_peaks(heatmaps, keypoints, nms_kernel, 2.0), expected)
 
 
 def test_decode_reads_offsets_at_centers_and_scores_people():

@@ -1,5 +1,6 @@
 """Hand-computed checks of the shared codec pieces: coordinates, Gaussians, masks, peaks, refinement."""
 
+import itertools
 import math
 
 import pytest
@@ -97,6 +98,25 @@ def test_heatmap_nms_keeps_local_maxima_and_one_of_tied_neighbours():
     torch.testing.assert_close(heatmap_nms(heatmaps, 3), expected)
     with pytest.raises(ValueError, match="odd"):
         heatmap_nms(heatmaps, 4)
+
+
+@pytest.mark.parametrize("kernel", [3, 5])
+def test_heatmap_nms_on_plateaus_keeps_the_last_maximum_of_each_window(kernel):
+    maps = torch.randint(0, 3, (2, 9, 9), generator=torch.Generator().manual_seed(kernel)).float()  # many ties
+    radius = kernel // 2
+
+    def window(c, y, x):
+        return [(c, v, u) for v in range(y - radius, y + radius + 1) for u in range(x - radius, x + radius + 1)
+                if 0 <= v < 9 and 0 <= u < 9]
+
+    def is_maximum(pixel):
+        return all(maps[pixel] >= maps[other] for other in window(*pixel))
+
+    expected = torch.zeros_like(maps)  # the rule, pixel by pixel: a maximum with no later maximum in its window
+    for pixel in itertools.product(range(2), range(9), range(9)):
+        if is_maximum(pixel) and not any(other > pixel and is_maximum(other) for other in window(*pixel)):
+            expected[pixel] = maps[pixel]
+    torch.testing.assert_close(heatmap_nms(maps.unsqueeze(0), kernel)[0], expected)
 
 
 def test_topk_peaks_are_sorted_and_capped_by_map_size():

@@ -1,4 +1,6 @@
+import pytest
 import torch
+from tiny_training import make_trainer
 
 from semipose.modeling.codec_common import DecodedPoses
 from semipose.training.pseudo_labels import select_confident_people, uncertain_region_mask
@@ -40,3 +42,12 @@ def test_uncertain_region_is_between_the_thresholds_at_input_resolution():
     mask = uncertain_region_mask(heatmaps, (16, 16), ignore_threshold=0.1, keypoint_threshold=0.3)
     assert mask.shape == (1, 16, 16)
     assert mask[0, :4, :4].all() and mask.sum() == 16
+
+
+@pytest.mark.parametrize(
+    ("family", "given", "expected"),
+    [("associative_embedding", None, 0.3), ("center_offset", None, 0.2), ("associative_embedding", 0.55, 0.55)],
+)
+def test_person_threshold_is_the_familys_unless_given(tiny_dataset_dir, tmp_path, family, given, expected):
+    trainer = make_trainer(tiny_dataset_dir, tmp_path, family=family, pseudo_person_threshold=given)
+    assert trainer.args.pseudo_person_threshold == expected
