@@ -51,7 +51,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
-from datasets import Dataset, Features, IterableDataset, load_dataset
+from datasets import Dataset, Features, Image, IterableDataset, load_dataset
 from tqdm.auto import tqdm
 
 from ..skeletons import get_skeleton
@@ -62,11 +62,11 @@ from .coco_format import (
     unlabeled_row,
     without_annotations,
 )
+from .folder_files import IMAGE_EXTENSIONS, files_under
 
 SPLITS = ("labeled", "unlabeled", "validation")
 FULL_CONFIG = "full"
 METADATA_FILE = "semipose_dataset.json"
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 ROWS_PER_ROW_GROUP = 100
 _VALIDATION_FILE = "data/validation.parquet"
 _NO_PERSON_FILE = "data/unlabeled/no_labeled_person.parquet"
@@ -117,8 +117,9 @@ def prepare_dataset_folder(
         ratios: labeled percentages, one config `ratio_{r}` each, 0 < r <= 100.
         embed_images: store image bytes in the parquet files (portable, `push_to_hub`-ready)
             instead of absolute paths to the original files.
-        extra_unlabeled_dirs: folders whose image files (searched recursively, hidden files
-            skipped) join every unlabeled split; their ids continue after the largest json id.
+        extra_unlabeled_dirs: folders whose image files (sub-folders searched, hidden files and folders
+            skipped, see `files_under`) join every unlabeled split; their ids continue after the largest
+            json id.
         overwrite: replace an existing `output_dir`.
         show_progress: tqdm bars on the long loops.
         decode_images: fully decode every image while checking (catches truncated files; slow).
@@ -198,6 +199,46 @@ def load_pose_dataset(
         return empty.to_iterable_dataset() if load_kwargs.get("streaming") else empty
     cache = str(cache_dir) if cache_dir is not None else str(_folder_cache_dir(Path(folder)))
     return load_dataset(str(folder), config, split=split, cache_dir=cache, **load_kwargs)
+
+
+def dataset_image_ids(
+    folder: str | Path, config: str, split: str, paths: Sequence[str | Path], cache_dir: str | Path | None = None,
+) -> list[int]:
+    """The image id of each file in one config/split of a dataset folder, so that results on the files score
+    against the split (`semipose predict --dataset`).
+
+    A file matches a row that refers to the same file (images stored as paths), else a row whose `file_name`
+    ends its path (`.../val/000000.png` for `val/000000.png`; images embedded, or copied elsewhere).
+
+    Raises:
+        ValueError: a file matches no row of the split; the message says what the split holds.
+    """
+    rows = load_pose_dataset(folder, config, split, cache_dir=cache_dir)
+    rows = rows.select_columns(["image_id", "file_name", "image"]).cast_column("image", Image(decode=False))
+    by_file, by_name = {}, {}
+    for image_id, file_name, image in zip(rows["image_id"], rows["file_name"], rows["image"]):
+        if image["bytes"] is None:
+            by_file[Path(image["path"]).resolve()] = image_id
+        by_name[file_name] = image_id
+    ids = [by_file.get(Path(path).resolve(), _id_by_file_name(Path(path), by_name)) for path in paths]
+    unmatched = [str(path) for path, image_id in zip(paths, ids) if image_id is None]
+    if unmatched:
+        examples = ", ".join(list(by_name)[:3]) or "no images"
+        raise ValueError(
+            f"{len(unmatched)} of {len(paths)} files are not images of {folder} {config}/{split}, e.g. {unmatched[0]} "
+            f"(its {len(rows)} images: {examples}, ...). Predict that split's images to score them against it, or "
+            f"leave out --dataset to number the images by file name."
+        )
+    return ids
+
+
+def _id_by_file_name(path: Path, by_name: dict[str, int]) -> int | None:
+    """The id of the longest `file_name` that ends `path`, or None."""
+    for start in range(len(path.parts)):
+        image_id = by_name.get(Path(*path.parts[start:]).as_posix())
+        if image_id is not None:
+            return image_id
+    return None
 
 
 def _folder_cache_dir(folder: Path) -> Path:
@@ -289,15 +330,11 @@ def _extra_unlabeled_rows(
     for folder in (Path(folder).resolve() for folder in folders):
         if not folder.is_dir():
             raise FileNotFoundError(f"Extra unlabeled image folder {folder} does not exist.")
-        paths = sorted(
-            path for path in folder.rglob("*")
-            if path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
-            and path.is_file()
-        )
+        paths = [path for path in files_under(folder) if path.suffix.lower() in IMAGE_EXTENSIONS]
         if not paths:
             raise ValueError(
                 f"Extra unlabeled image folder {folder} holds no image files "
-                f"(searched recursively for {', '.join(IMAGE_EXTENSIONS)})."
+                f"(searched with its sub-folders for {', '.join(IMAGE_EXTENSIONS)})."
             )
         found += [(folder, path) for path in paths]
     rows = []
