@@ -28,6 +28,7 @@ Example:
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import json
 import logging
@@ -108,6 +109,7 @@ def load_checkpoint(model_name_or_path: str | Path, **hub_kwargs) -> tuple[torch
         ValueError: the folder or repository is not a semipose checkpoint (the message says what is missing).
     """
     name = str(model_name_or_path)
+    check_local_checkpoint_name(name)
     if Path(name).is_dir():
         _check_checkpoint_folder(Path(name))
     try:
@@ -124,6 +126,27 @@ def load_checkpoint(model_name_or_path: str | Path, **hub_kwargs) -> tuple[torch
         )
     model = AutoModelForPoseEstimation.from_pretrained(name, use_safetensors=True, **hub_kwargs).eval()
     return model, AutoImageProcessor.from_pretrained(name, **hub_kwargs)
+
+
+def check_local_checkpoint_name(name: str) -> None:
+    """FileNotFoundError at once for a path-like `name` that is no folder, before the Hub is asked (a mistyped
+    local folder would otherwise be retried as a Hub id until the connection times out).
+
+    Path-like: absolute, or starting with `.` or `~`, or with a backslash, a trailing slash or more than one
+    `/` (no Hub id has those), or `FOLDER/NAME` where `FOLDER` exists here.
+    """
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return
+    shaped_like_a_path = (
+        path.is_absolute() or name.startswith((".", "~")) or "\\" in name or name.endswith("/") or name.count("/") > 1
+    )
+    if not shaped_like_a_path and not (len(path.parts) == 2 and path.parent.is_dir()):
+        return
+    siblings = [entry.name for entry in path.parent.iterdir() if entry.is_dir()] if path.parent.is_dir() else []
+    close = difflib.get_close_matches(path.name, siblings, n=1)
+    hint = f"; did you mean {path.parent / close[0]}?" if close else f" ({path.parent} holds no such folder)"
+    raise FileNotFoundError(f"{name}: no such checkpoint folder{hint}")
 
 
 def _check_checkpoint_folder(folder: Path) -> None:

@@ -72,8 +72,8 @@ def require_complete_checkpoint(folder: str | os.PathLike) -> None:
     if not is_complete_checkpoint(folder):
         raise ValueError(
             f"Checkpoint {folder} is incomplete: it has no {COMPLETE_MARKER}, so writing it was interrupted "
-            f"(or another program wrote it). Resume from an earlier one, or pass resume_from_checkpoint=True "
-            f"for the newest complete checkpoint."
+            f"(or another program wrote it). Resume from an earlier one, or pass resume_from_checkpoint='latest' "
+            f"(--resume_from_checkpoint latest) for the newest complete checkpoint."
         )
 
 

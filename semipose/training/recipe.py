@@ -225,7 +225,10 @@ def build_model(model_args: ModelArguments, skeleton: str, seed: int) -> PreTrai
         skeleton=skeleton,
     )
     if model_args.config_overrides:
-        config.update_from_string(model_args.config_overrides)
+        try:
+            config.update_from_string(model_args.config_overrides)
+        except ValueError as error:
+            raise ValueError(f"--config_overrides {model_args.config_overrides!r}: {error}.") from error
         config.check_skeleton_facts()
     pretrained = model_args.backbone_weights
     return model_class(config, pretrained_backbone=True if pretrained == "timm" else (pretrained or False))
