@@ -27,12 +27,15 @@ from semipose.data.dataset_folder import (
     prepare_dataset_folder,
 )
 
+COCO_LICENSE = "cc-by-4.0"
+"""The COCO annotations' license (cocodataset.org terms of use; the images keep their Flickr terms)."""
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--coco-root", type=Path, required=True,
                         help="folder with annotations/, train2017/ and val2017/")
-    add_dataset_folder_arguments(parser)
+    add_dataset_folder_arguments(parser, license=COCO_LICENSE)
     return parser.parse_args(argv)
 
 

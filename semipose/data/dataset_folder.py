@@ -50,8 +50,9 @@ import datasets.config
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
-from datasets import Dataset, Features, Image, IterableDataset, load_dataset
+from datasets import Dataset, DatasetInfo, Features, Image, IterableDataset, load_dataset
+from datasets.info import DatasetInfosDict
+from huggingface_hub import DatasetCardData
 from tqdm.auto import tqdm
 
 from ..skeletons import get_skeleton
@@ -65,6 +66,8 @@ from .coco_format import (
 from .folder_files import IMAGE_EXTENSIONS, files_under
 
 SPLITS = ("labeled", "unlabeled", "validation")
+TASK_CATEGORY = "keypoint-detection"
+"""The Hub's task for keypoint (pose) data, in the card's `task_categories`."""
 FULL_CONFIG = "full"
 METADATA_FILE = "semipose_dataset.json"
 ROWS_PER_ROW_GROUP = 100
@@ -101,6 +104,7 @@ def prepare_dataset_folder(
     overwrite: bool = False,
     show_progress: bool = True,
     decode_images: bool = False,
+    license: str | None = None,
 ) -> Path:
     """Validate COCO-format annotations and images, then write the dataset folder atomically.
 
@@ -123,6 +127,8 @@ def prepare_dataset_folder(
         overwrite: replace an existing `output_dir`.
         show_progress: tqdm bars on the long loops.
         decode_images: fully decode every image while checking (catches truncated files; slow).
+        license: the data's license as a Hub license id (`cc-by-4.0`, ...) for the dataset card; None:
+            `unknown`.
 
     Returns:
         The absolute path of the written folder.
@@ -145,7 +151,7 @@ def prepare_dataset_folder(
     with _atomic_folder(output_dir, overwrite) as folder:
         _write_files(folder, plan.files, pose_features(skeleton_info.num_keypoints),
                      embed_images, show_progress)
-        (folder / "README.md").write_text(_readme(plan, metadata, output_dir.name))
+        (folder / "README.md").write_text(_readme(plan, metadata, output_dir.name, license))
         (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
     return output_dir
 
@@ -248,9 +254,12 @@ def _folder_cache_dir(folder: Path) -> Path:
     return Path(datasets.config.HF_DATASETS_CACHE) / "semipose" / digest
 
 
-def add_dataset_folder_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the options of `prepare_dataset_folder` shared by the `datasets_scripts` converters."""
+def add_dataset_folder_arguments(parser: argparse.ArgumentParser, *, license: str | None = None) -> None:
+    """Add the options of `prepare_dataset_folder` shared by the `datasets_scripts` converters; `license` is
+    the source dataset's (the `--license` default)."""
     parser.add_argument("--output", type=Path, required=True, help="dataset folder to write")
+    parser.add_argument("--license", default=license,
+                        help=f"the data's license (a Hub license id) for the card (default: {license or 'unknown'})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the labeled-subset draw")
     parser.add_argument("--ratios", type=float, nargs="+", default=[1, 5, 10],
                         help="labeled percentages, one config ratio_R each")
@@ -272,7 +281,7 @@ def dataset_folder_options(args: argparse.Namespace) -> dict[str, Any]:
         "ratios": [int(ratio) if float(ratio).is_integer() else ratio for ratio in args.ratios],
         "embed_images": args.embed_images, "extra_unlabeled_dirs": args.extra_unlabeled,
         "overwrite": args.overwrite, "decode_images": args.decode_images,
-        "show_progress": not args.no_progress,
+        "show_progress": not args.no_progress, "license": args.license,
     }
 
 
@@ -449,22 +458,27 @@ def _encode(row: dict[str, Any], features: Features, embed: bool) -> dict[str, A
     return features.encode_example(row)
 
 
-def _readme(plan: _FolderPlan, metadata: dict[str, Any], name: str) -> str:
-    """README.md: YAML `configs:` for `load_dataset`, then the dataset card."""
+def _readme(plan: _FolderPlan, metadata: dict[str, Any], name: str, license: str | None) -> str:
+    """README.md: the YAML header (license, task, `configs:` for `load_dataset` with paths relative to the
+    folder, the row features of every config), then the dataset card."""
     configs = [
         {"config_name": config, "data_files": [
             {"split": split, "path": paths} for split, paths in splits.items() if paths
         ]}
         for config, splits in plan.configs.items()
     ]
-    header = yaml.safe_dump({"configs": configs}, sort_keys=False)
-    return f"---\n{header}---\n\n{_card(metadata, name)}"
+    header = DatasetCardData(license=license or "unknown", task_categories=[TASK_CATEGORY], pretty_name=name,
+                             configs=configs)
+    features = pose_features(get_skeleton(metadata["skeleton"]).num_keypoints)
+    infos = DatasetInfosDict({config: DatasetInfo(config_name=config, features=features) for config in plan.configs})
+    infos.to_dataset_card_data(header)
+    return f"---\n{header.to_yaml()}\n---\n\n{_card(metadata, name)}"
 
 
 def _card(metadata: dict[str, Any], name: str) -> str:
     """The human part of README.md: sources, how subsets were drawn, counts, labeled ids."""
-    sources = metadata["sources"]
-    extra = ", ".join(f"`{folder}`" for folder in sources["extra_unlabeled_dirs"]) or "none"
+    sources = metadata["sources"]  # absolute paths of this machine: the card names the files only
+    extra = ", ".join(f"`{Path(folder).name}/`" for folder in sources["extra_unlabeled_dirs"]) or "none"
     images = (
         "embedded in the parquet files (portable, ready for `push_to_hub`)" if metadata["embedded"]
         else "referenced by absolute path to the original files (not portable: they must stay)"
@@ -477,8 +491,8 @@ def _card(metadata: dict[str, Any], name: str) -> str:
         "configs for semi-supervised training, written by "
         "`semipose.data.dataset_folder.prepare_dataset_folder`.",
         "",
-        f"- Training annotations: `{sources['train_annotations']}`",
-        f"- Validation annotations: `{sources['val_annotations']}`",
+        f"- Training annotations: `{Path(sources['train_annotations']).name}`",
+        f"- Validation annotations: `{Path(sources['val_annotations']).name}`",
         f"- Extra unlabeled image folders: {extra}",
         f"- Images: {images}.",
         f"- Labeled subsets: seed {metadata['seed']}; `numpy.random.default_rng(seed).permutation` "
