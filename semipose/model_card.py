@@ -93,11 +93,12 @@ must not be used to identify people or to make decisions about them.
 
 def card_metadata(config, summary: Mapping[str, Any]) -> ModelCardData:
     """The YAML header: library, license, tags, the training dataset and a `model-index` with the OKS stats of
-    the saved network (`summary["final_model"]`) on the dataset's validation split."""
+    the saved network (`summary["final_model"]`) on the dataset's validation split (the defined ones: COCO's
+    -1 says a split has no person of that size)."""
     dataset = dataset_id(summary.get("dataset", "unknown"))
     teacher_saved = summary.get("final_model", "student") == "teacher"
     saved = {name.removeprefix("teacher_"): value for name, value in oks_metrics(summary.get("metrics", {})).items()
-             if name.startswith("teacher_") == teacher_saved}
+             if name.startswith("teacher_") == teacher_saved and value >= 0}
     results = [
         EvalResult(task_type=HUB_TASK, task_name="Multi-person pose estimation", dataset_type=dataset,
                    dataset_name=dataset, dataset_config=summary.get("dataset_config"), dataset_split=VALIDATION_SPLIT,
