@@ -20,18 +20,22 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from semipose.cli import exit_on_bad_input
 from semipose.data.dataset_folder import (
     add_dataset_folder_arguments,
     dataset_folder_options,
     prepare_dataset_folder,
 )
 
+COCO_LICENSE = "cc-by-4.0"
+"""The COCO annotations' license (cocodataset.org terms of use; the images keep their Flickr terms)."""
+
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--coco-root", type=Path, required=True,
                         help="folder with annotations/, train2017/ and val2017/")
-    add_dataset_folder_arguments(parser)
+    add_dataset_folder_arguments(parser, license=COCO_LICENSE)
     return parser.parse_args(argv)
 
 
@@ -49,4 +53,5 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_bad_input():  # bad roots, annotation files and records: one line naming them, exit 2
+        main()

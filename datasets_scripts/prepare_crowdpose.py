@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from semipose.cli import exit_on_bad_input
 from semipose.data.dataset_folder import (
     add_dataset_folder_arguments,
     dataset_folder_options,
@@ -66,4 +67,5 @@ def main(argv: list[str] | None = None) -> Path:
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_bad_input():  # bad roots, annotation files and records: one line naming them, exit 2
+        main()

@@ -22,6 +22,7 @@ import re
 import typing
 from pathlib import Path
 
+from semipose.cli import exit_on_bad_input
 from semipose.data.synthetic import (
     SyntheticConfig,
     prepare_synthetic_dataset,
@@ -70,7 +71,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--contact-sheet-only", action="store_true",
                         help="write the contact sheet and skip the dataset")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.contact_sheet_only and args.contact_sheet is None:
+        parser.error("--contact-sheet-only needs --contact-sheet PATH.")
+    return args
 
 
 def main(argv: list[str] | None = None) -> Path | None:
@@ -83,8 +87,6 @@ def main(argv: list[str] | None = None) -> Path | None:
         args.contact_sheet.parent.mkdir(parents=True, exist_ok=True)
         render_contact_sheet(config).save(args.contact_sheet)
         print(f"Wrote {args.contact_sheet}")
-    elif args.contact_sheet_only:
-        raise SystemExit("--contact-sheet-only needs --contact-sheet PATH.")
     if args.contact_sheet_only:
         return None
     output = args.output or synthetic_dataset_dir("data", config, ratios=ratios)
@@ -97,4 +99,5 @@ def main(argv: list[str] | None = None) -> Path | None:
 
 
 if __name__ == "__main__":
-    main()
+    with exit_on_bad_input():  # settings out of range, an output folder in the way: one line, exit 2
+        main()

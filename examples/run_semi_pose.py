@@ -4,6 +4,7 @@
     accelerate launch examples/run_semi_pose.py --dataset_dir data/coco_semi --dataset_config ratio_10 \
         --model_family associative_embedding --backbone hrnet_w32 --input_size 512 --bf16
     accelerate launch --multi_gpu --num_processes 2 examples/run_semi_pose.py --use_cpu
+    python examples/run_semi_pose.py --output_dir outputs/run --resume_from_checkpoint latest  # preemptible jobs
 
 Reads top to bottom: arguments, data, model, trainer, train, evaluate, save (model, image processor,
 model card, a picture of predictions), optionally push to the Hub. With no `--dataset_dir` it
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from huggingface_hub import ModelCard
 
+from semipose.cli import exit_on_bad_input
 from semipose.data.unreadable import first_readable_images
 from semipose.inference import save_prediction_grid
 from semipose.model_card import write_model_card
@@ -36,21 +38,25 @@ logger = logging.getLogger(__name__)
 
 
 def main() -> None:
-    model_args, data_args, training_args = parse_arguments()
-    logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING)
+    with exit_on_bad_input():  # an option, dataset folder or checkpoint not as expected: one line naming it, exit 2
+        model_args, data_args, training_args = parse_arguments()
+        logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING)
 
-    # Data: the labeled (+ unlabeled) training streams and the validation rows, from the dataset folder.
-    data = build_training_data(model_args, data_args, training_args)
+        # Data: the labeled (+ unlabeled) training streams and the validation rows, from the dataset folder.
+        data = build_training_data(model_args, data_args, training_args)
 
-    # Model, initialized from the seed, and its image processor.
-    model = build_model(model_args, data.skeleton, seed=training_args.seed)
-    image_processor = build_image_processor(model_args, model.config)
+        # Model, initialized from the seed, and its image processor.
+        model = build_model(model_args, data.skeleton, seed=training_args.seed)
+        image_processor = build_image_processor(model_args, model.config)
 
-    # Trainer, drawing fixed unlabeled and validation images to TensorBoard at every evaluation.
-    trainer = build_trainer(model, image_processor, data, data_args, training_args)
+        # Trainer, and the checkpoint to resume from ("latest": the newest complete one, if any).
+        trainer = build_trainer(model, image_processor, data, data_args, training_args)
+        checkpoint = trainer.resolve_checkpoint(training_args.resume_from_checkpoint)
+
+    # Train, drawing fixed unlabeled and validation images to TensorBoard at every evaluation.
     drawn_validation_images = first_readable_images(data.validation, 16)  # 8 logged while training, 16 drawn at the end
     trainer.add_callback(ImageLoggingCallback(trainer, data.logged_unlabeled_images, drawn_validation_images[:8]))
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.train(resume_from_checkpoint=checkpoint)
 
     # Evaluate, keep the better of student and teacher, save everything a user needs.
     metrics = trainer.evaluate()

@@ -4,9 +4,11 @@ Subcommands:
 
 - `semipose predict IMAGE_VIDEO_OR_FOLDER --model DIR_OR_HUB_ID --output OUT [--batch-size 8]
   [--flip-test] [--device cuda] [--threshold 0] [--keypoint-threshold 0.3]
-  [--backend onnxruntime [--onnx FILE]]`: people in every readable image; writes COCO keypoint
-  results (`OUT/predictions.json`), the image list (`OUT/images.json`) and one PNG per image with
-  the skeletons drawn; and in every video (`.mp4`, `.mov`, `.mkv`, ...): `OUT/<video>.json` (people
+  [--backend onnxruntime [--onnx FILE]] [--dataset FOLDER [--config full] [--split validation]]`:
+  people in every readable image of the folder and its sub-folders; writes COCO keypoint results
+  (`OUT/predictions.json`; image ids from the file names, or from the dataset split's rows with
+  `--dataset`), the image list (`OUT/images.json`) and one PNG per image with the skeletons drawn
+  (sub-folders kept); and in every video (`.mp4`, `.mov`, `.mkv`, ...): `OUT/<video>.json` (people
   per frame, with frame index and timestamp) and `OUT/<video>_poses.mp4` (skeletons drawn).
 - `semipose evaluate (--predictions results.json | --model DIR_OR_HUB_ID) --dataset FOLDER
   [--config full] [--split validation] [--output metrics.json]`: OKS AP of COCO keypoint results,
@@ -20,6 +22,8 @@ Example:
 ```bash
 semipose predict photos/ --model outputs/run_semi_pose --output poses/ --flip-test
 semipose predict clip.mp4 --model outputs/run_semi_pose --output poses/
+semipose predict data/synthetic-source/images/val --model outputs/run_semi_pose --output val_poses/ \
+    --dataset data/synthetic
 semipose export --model outputs/run_semi_pose --output outputs/run_semi_pose/model.onnx
 semipose predict photos/ --model outputs/run_semi_pose --output poses/ --backend onnxruntime
 semipose evaluate --predictions val_results.json --dataset data/coco_semi --output metrics.json
@@ -32,24 +36,44 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tqdm.auto import tqdm
+from . import __version__
 
-from .data.dataset_folder import load_pose_dataset, read_dataset_metadata
-from .evaluation import KeypointEvaluator
-from .inference import PoseEstimator, find_image_files, load_checkpoint, to_rgb, write_predictions
-from .modeling import to_coco_results
-from .video import is_video_file, write_videos_predictions
+INPUT_ERRORS = (ValueError, FileNotFoundError, FileExistsError, ImportError)
+"""What bad input raises (a file, record or argument not as expected, an optional extra not installed): the
+message names what and where, so it is printed without a traceback."""
+
+
+@contextmanager
+def exit_on_bad_input(prog: str | None = None) -> Iterator[None]:
+    """Print an `INPUT_ERRORS` raised inside as `PROG: error: MESSAGE` and exit with status 2, as argparse
+    does for a bad option; other exceptions keep their traceback. `prog` defaults to the script's name.
+
+    Illustration (not run: it exits the process):
+
+    ```python
+    with exit_on_bad_input("prepare_coco.py"):
+        prepare_dataset_folder(...)  # FileNotFoundError -> "prepare_coco.py: error: ..." and exit 2
+    ```
+    """
+    try:
+        yield
+    except INPUT_ERRORS as error:
+        sys.stderr.write(f"{prog or Path(sys.argv[0]).name}: error: {error}\n")
+        raise SystemExit(2) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The argument parser: one subparser per subcommand."""
+    """The argument parser: one subparser per subcommand. Importing the subcommands' heavy modules (torch,
+    transformers, datasets) waits for their handlers, so `--help` and argument errors answer at once."""
     parser = argparse.ArgumentParser(
         prog="semipose", description="Semi-supervised multi-person pose estimation tools."
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_predict_parser(subcommands)
     _add_evaluate_parser(subcommands)
@@ -67,13 +91,14 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_predict_parser(subcommands: argparse._SubParsersAction) -> None:
     predict = subcommands.add_parser(
         "predict", help="Find people in images and videos; write json results and drawn pictures or videos.",
-        description="Run a semipose checkpoint on an image, a video, or every image and video of a folder. "
+        description="Run a semipose checkpoint on an image, a video, or every image and video of a folder and its "
+        "sub-folders (hidden files and folders, and the --output folder, left out). "
         "Images: predictions.json (COCO keypoint results), images.json and one PNG per image with the people "
         "drawn; files that are not readable images are skipped with a warning. Videos (by suffix: .mp4, .mov, "
         ".mkv, ...): VIDEO.json (people per frame, with frame index and timestamp) and VIDEO_poses.mp4.",
     )
     predict.add_argument("images", type=Path, metavar="IMAGE_VIDEO_OR_DIR",
-                         help="An image, a video, or a folder of images and videos.")
+                         help="An image, a video, or a folder of images and videos (sub-folders searched).")
     predict.add_argument("--model", required=True, help="Checkpoint folder (save_pretrained) or Hub model id.")
     predict.add_argument("--output", type=Path, required=True, help="Folder for the json files and pictures.")
     _add_model_arguments(predict)
@@ -90,21 +115,43 @@ def _add_predict_parser(subcommands: argparse._SubParsersAction) -> None:
         help="Run the network with torch (default) or with ONNX Runtime on the CPU (see semipose export).",
     )
     predict.add_argument("--onnx", type=Path, help="ONNX file for --backend onnxruntime (default: MODEL/model.onnx).")
+    _add_dataset_arguments(
+        predict, required=False,
+        help="Dataset folder whose split holds the images: they take its image ids, so `semipose evaluate "
+        "--predictions` can score them (default: ids from the file names).",
+    )
     predict.set_defaults(handler=run_predict)
+
+
+def _add_dataset_arguments(parser: argparse.ArgumentParser, *, required: bool, help: str) -> None:
+    """--dataset, --config, --split and --cache-dir: one split of a semipose dataset folder."""
+    parser.add_argument("--dataset", type=Path, required=required, help=help)
+    parser.add_argument("--config", default="full", help="Dataset config (default: full).")
+    parser.add_argument("--split", default="validation", help="Split (default: validation).")
+    parser.add_argument("--cache-dir", type=Path, help="`datasets` cache folder (default: HF's).")
 
 
 def run_predict(args: argparse.Namespace) -> dict[str, Any]:
     """Predict every readable image and every video of `args.images`; print a one-line summary of each."""
-    paths = find_image_files(args.images)
+    from .inference import PoseEstimator, find_image_files, write_predictions
+    from .video import is_video_file, write_videos_predictions
+
+    paths = find_image_files(args.images, exclude=args.output)
     videos = [path for path in paths if is_video_file(path)]
     images = [path for path in paths if not is_video_file(path)]
+    image_ids = None
+    if args.dataset is not None and images:
+        from .data.dataset_folder import dataset_image_ids
+
+        image_ids = dataset_image_ids(args.dataset, args.config, args.split, images, cache_dir=args.cache_dir)
     estimator = PoseEstimator.from_pretrained(
         args.model, device=args.device, batch_size=args.batch_size, flip_test=args.flip_test,
         threshold=args.threshold, backend=args.backend, onnx_file=args.onnx,
     )
     summary = {}
     if images:
-        summary = write_predictions(estimator, images, args.output, keypoint_threshold=args.keypoint_threshold)
+        summary = write_predictions(estimator, images, args.output, keypoint_threshold=args.keypoint_threshold,
+                                    image_ids=image_ids)
         skipped = summary["num_skipped"]
         skipped = f"; skipped {skipped} unreadable file(s), see images.json" if skipped else ""
         print(f"{summary['num_images']} images, {summary['num_people']} people -> "
@@ -139,13 +186,8 @@ def _add_evaluate_parser(subcommands: argparse._SubParsersAction) -> None:
     source.add_argument(
         "--model", help="Checkpoint folder or Hub model id: run it on the split (see --batch-size, --flip-test).",
     )
-    evaluate.add_argument(
-        "--dataset", type=Path, required=True, help="Dataset folder (with semipose_dataset.json)."
-    )
-    evaluate.add_argument("--config", default="full", help="Dataset config (default: full).")
-    evaluate.add_argument("--split", default="validation", help="Split (default: validation).")
+    _add_dataset_arguments(evaluate, required=True, help="Dataset folder (with semipose_dataset.json).")
     evaluate.add_argument("--output", type=Path, help="Write metrics and run details to this JSON.")
-    evaluate.add_argument("--cache-dir", type=Path, help="`datasets` cache folder (default: HF's).")
     _add_model_arguments(evaluate)
     evaluate.set_defaults(handler=run_evaluate)
 
@@ -153,6 +195,9 @@ def _add_evaluate_parser(subcommands: argparse._SubParsersAction) -> None:
 def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Score the predictions (or the model's, run on the split) on the dataset split; print a table;
     write `--output` if given."""
+    from .data.dataset_folder import load_pose_dataset, read_dataset_metadata
+    from .evaluation import KeypointEvaluator
+
     skeleton = read_dataset_metadata(args.dataset)["skeleton"]
     rows = load_pose_dataset(args.dataset, args.config, args.split, cache_dir=args.cache_dir)
     evaluator = KeypointEvaluator.from_rows(rows, skeleton)
@@ -160,7 +205,7 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
         evaluator.add_results(predict_rows(args, rows, skeleton))
         source = {"model": args.model, "flip_test": args.flip_test}
     else:
-        evaluator.add_results(read_predictions(args.predictions))
+        add_predictions(evaluator, args)
         source = {"predictions": str(args.predictions)}
     report = {
         "metrics": evaluator.compute(),
@@ -178,6 +223,11 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
 def predict_rows(args: argparse.Namespace, rows, skeleton: str) -> list[dict[str, Any]]:
     """COCO keypoint results of the `--model` checkpoint on the dataset rows, in batches."""
+    from tqdm.auto import tqdm
+
+    from .inference import PoseEstimator, to_rgb
+    from .modeling import to_coco_results
+
     estimator = PoseEstimator.from_pretrained(
         args.model, device=args.device, batch_size=args.batch_size, flip_test=args.flip_test
     )
@@ -192,6 +242,21 @@ def predict_rows(args: argparse.Namespace, rows, skeleton: str) -> list[dict[str
         people = estimator.predict([to_rgb(image) for image in batch["image"]])
         results += to_coco_results(people, batch["image_id"])
     return results
+
+
+def add_predictions(evaluator, args: argparse.Namespace) -> None:
+    """Add the `--predictions` file to `evaluator`; ids it does not know get a hint on where they come from."""
+    results = read_predictions(args.predictions)
+    try:
+        evaluator.add_results(results)
+    except ValueError as error:
+        known = {image["id"] for image in evaluator.ground_truth["images"]}
+        if all(result.get("image_id") in known for result in results):
+            raise
+        raise ValueError(
+            f"{error} If {args.predictions} was written by `semipose predict`, run it with `--dataset {args.dataset} "
+            f"--config {args.config} --split {args.split}` so that its images take the split's ids."
+        ) from error
 
 
 def read_predictions(path: Path) -> list[dict[str, Any]]:
@@ -236,6 +301,7 @@ def _add_export_parser(subcommands: argparse._SubParsersAction) -> None:
 
 def run_export(args: argparse.Namespace) -> dict[str, Any]:
     """Export `args.model` to `args.output`; print the file and its largest difference to torch."""
+    from .inference import load_checkpoint
     from .onnx_export import export_onnx, largest_difference_to_torch  # optional extra semipose[deploy]
 
     model, _ = load_checkpoint(args.model)
@@ -248,12 +314,9 @@ def run_export(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `semipose` console script; returns the exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
+    args = build_parser().parse_args(argv)
+    with exit_on_bad_input(f"semipose {args.command}"):
         args.handler(args)
-    except (ValueError, FileNotFoundError, ImportError) as error:
-        parser.exit(2, f"semipose {args.command}: error: {error}\n")
     return 0
 
 

@@ -28,6 +28,7 @@ estimator.draw("photo.jpg", people).save("photo_poses.png")
 
 from __future__ import annotations
 
+import difflib
 import itertools
 import json
 import logging
@@ -42,6 +43,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForPoseEstimation
 
+from .data.folder_files import files_under, relative_stems
 from .data.unreadable import IMAGE_DECODE_ERRORS, UnreadableImageError
 from .modeling import MODEL_FAMILIES, check_decoding_settings, to_coco_results
 from .modeling.pipeline_pose_estimation import clip_to_image, keep_confident, open_image, person_dicts, to_rgb
@@ -76,19 +78,20 @@ def load_image(path: str | Path) -> PIL.Image.Image:
         raise UnreadableImageError(f"{path}: not a readable image ({error}).") from error
 
 
-def find_image_files(path: str | Path) -> list[Path]:
-    """`[path]` for a file; for a folder, its files (not sub-folders, not hidden files), sorted by name.
+def find_image_files(path: str | Path, *, exclude: str | Path | None = None) -> list[Path]:
+    """`[path]` for a file; for a folder, the files under it and its sub-folders (see `files_under`).
 
-    Every file of a folder is a candidate: `write_predictions` skips the ones that are not readable images.
+    Every file is a candidate: `write_predictions` skips the ones that are not readable images. Files under
+    `exclude` (an output folder inside `path`) are left out.
     """
     path = Path(path)
     if path.is_file():
         return [path]
     if not path.is_dir():
         raise FileNotFoundError(f"{path}: no such image file or folder.")
-    files = sorted(item for item in path.iterdir() if item.is_file() and not item.name.startswith("."))
+    files = files_under(path, exclude=exclude)
     if not files:
-        raise ValueError(f"{path}: the folder holds no files (expected images).")
+        raise ValueError(f"{path}: neither the folder nor its sub-folders hold files (expected images or videos).")
     return files
 
 
@@ -106,6 +109,7 @@ def load_checkpoint(model_name_or_path: str | Path, **hub_kwargs) -> tuple[torch
         ValueError: the folder or repository is not a semipose checkpoint (the message says what is missing).
     """
     name = str(model_name_or_path)
+    check_local_checkpoint_name(name)
     if Path(name).is_dir():
         _check_checkpoint_folder(Path(name))
     try:
@@ -122,6 +126,27 @@ def load_checkpoint(model_name_or_path: str | Path, **hub_kwargs) -> tuple[torch
         )
     model = AutoModelForPoseEstimation.from_pretrained(name, use_safetensors=True, **hub_kwargs).eval()
     return model, AutoImageProcessor.from_pretrained(name, **hub_kwargs)
+
+
+def check_local_checkpoint_name(name: str) -> None:
+    """FileNotFoundError at once for a path-like `name` that is no folder, before the Hub is asked (a mistyped
+    local folder would otherwise be retried as a Hub id until the connection times out).
+
+    Path-like: absolute, or starting with `.` or `~`, or with a backslash, a trailing slash or more than one
+    `/` (no Hub id has those), or `FOLDER/NAME` where `FOLDER` exists here.
+    """
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return
+    shaped_like_a_path = (
+        path.is_absolute() or name.startswith((".", "~")) or "\\" in name or name.endswith("/") or name.count("/") > 1
+    )
+    if not shaped_like_a_path and not (len(path.parts) == 2 and path.parent.is_dir()):
+        return
+    siblings = [entry.name for entry in path.parent.iterdir() if entry.is_dir()] if path.parent.is_dir() else []
+    close = difflib.get_close_matches(path.name, siblings, n=1)
+    hint = f"; did you mean {path.parent / close[0]}?" if close else f" ({path.parent} holds no such folder)"
+    raise FileNotFoundError(f"{name}: no such checkpoint folder{hint}")
 
 
 def _check_checkpoint_folder(folder: Path) -> None:
@@ -334,20 +359,22 @@ def save_prediction_grid(
 
 def write_predictions(
     estimator: PoseEstimator, paths: Sequence[Path], output_dir: str | Path, *, keypoint_threshold: float = 0.3,
-    show_progress: bool | None = None,
+    image_ids: Sequence[int] | None = None, show_progress: bool | None = None,
 ) -> dict[str, Any]:
     """Predict the people of every readable image of `paths`; write results and pictures to `output_dir`.
 
     Writes `predictions.json` (COCO keypoint results: `image_id`, `category_id`, `keypoints` [3K],
     `score`), `images.json` (`images`: COCO image entries with `file_name` and the drawn `picture`;
     `skipped`: unreadable files and why) and one `<name>.png` per image with its people drawn.
-    Files that are not readable images are skipped with a warning and counted. Image ids are the file
-    names when all are numbers (COCO style), else 1, 2, ... in name order.
+    Files that are not readable images are skipped with a warning and counted. Image ids are `image_ids`
+    when given (see `dataset_image_ids`), else the file names when all are numbers (COCO style), else
+    1, 2, ... in name order.
 
     Args:
         estimator: the model, batch size, flip test and person threshold to use.
         paths: image files (see `find_image_files`).
         keypoint_threshold: keypoints scoring at or below it are not drawn (all are written to the json).
+        image_ids: the COCO image id of each path (e.g. a dataset split's, to score the results against it).
         show_progress: a progress bar over the images; None shows it on a terminal only.
 
     Returns:
@@ -355,7 +382,10 @@ def write_predictions(
     """
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    records = _FileRecords(paths, output_dir, estimator.model.config.skeleton, keypoint_threshold)
+    if image_ids is not None and len(image_ids) != len(paths):
+        raise ValueError(f"image_ids: expected one per path ({len(paths)}), got {len(image_ids)}.")
+    ids = list(image_ids) if image_ids is not None else _image_ids(paths)
+    records = _FileRecords(paths, ids, output_dir, estimator.model.config.skeleton, keypoint_threshold)
     disable = None if show_progress is None else not show_progress
     with tqdm(total=len(paths), desc="semipose predict", unit="image", disable=disable) as progress:
         for start in range(0, len(paths), estimator.batch_size):
@@ -371,10 +401,12 @@ class _FileRecords:
     """What `write_predictions` collects per file: image entries, COCO results, skipped files; and the
     pictures it draws."""
 
-    def __init__(self, paths: Sequence[Path], output_dir: Path, skeleton: str, keypoint_threshold: float):
+    def __init__(
+        self, paths: Sequence[Path], ids: list[int], output_dir: Path, skeleton: str, keypoint_threshold: float
+    ):
         self.paths, self.output_dir = paths, output_dir
         self.skeleton, self.keypoint_threshold = skeleton, keypoint_threshold
-        self.ids, self.pictures = _image_ids(paths), _picture_names(paths)
+        self.ids, self.pictures = ids, _picture_names(paths)
         self.images: list[dict[str, Any]] = []
         self.results: list[dict[str, Any]] = []
         self.skipped: list[dict[str, str]] = []
@@ -394,7 +426,9 @@ class _FileRecords:
     def add(self, index: int, image: PIL.Image.Image, people: dict[str, torch.Tensor]) -> None:
         """Record the people of `paths[index]` and save its picture."""
         drawn = draw_predictions([image], [people], self.skeleton, self.keypoint_threshold)[0]
-        drawn.save(self.output_dir / self.pictures[index])
+        picture = self.output_dir / self.pictures[index]
+        picture.parent.mkdir(parents=True, exist_ok=True)
+        drawn.save(picture)
         self.images.append({"id": self.ids[index], "file_name": str(self.paths[index]), "width": image.width,
                             "height": image.height, "picture": self.pictures[index]})
         self.results += to_coco_results([people], [self.ids[index]])
@@ -425,8 +459,9 @@ def _image_ids(paths: Sequence[Path]) -> list[int]:
 
 
 def _picture_names(paths: Sequence[Path]) -> list[str]:
-    """`<stem>.png` per file; `<stem>_<suffix>.png` where two files share a stem (`a.jpg`, `a.png`)."""
-    stems = [path.stem for path in paths]
+    """`<stem>.png` per file, sub-folders kept (`trip/b.png`, see `relative_stems`); `<stem>_<suffix>.png`
+    where two files share a stem (`a.jpg`, `a.png`)."""
+    stems = relative_stems(paths)
     counts = Counter(stems)
     return [f"{stem}.png" if counts[stem] == 1 else f"{stem}_{path.suffix.lstrip('.')}.png"
             for stem, path in zip(stems, paths)]

@@ -25,6 +25,7 @@ import torch
 from transformers import AutoConfig, AutoImageProcessor
 from transformers.utils import cached_file
 
+from .inference import check_local_checkpoint_name
 from .modeling import MODEL_FAMILIES
 from .onnx_export import INPUT_NAME, METADATA_PREFIX, metadata_for
 
@@ -143,6 +144,7 @@ def load_onnx_checkpoint(
         hub_kwargs: `revision`, `token`, `cache_dir`, `local_files_only`, ... for the Hub.
     """
     name = str(model_name_or_path)
+    check_local_checkpoint_name(name)
     config = AutoConfig.from_pretrained(name, **hub_kwargs)
     if config.model_type not in MODEL_CLASSES:
         raise ValueError(f"{name}: a {config.model_type!r} model, expected one of {sorted(MODEL_CLASSES)}.")

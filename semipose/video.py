@@ -38,6 +38,7 @@ import PIL.Image
 import torch
 from tqdm.auto import tqdm
 
+from .data.folder_files import relative_stems
 from .inference import PoseEstimator, draw_predictions
 from .skeletons import get_skeleton
 
@@ -211,7 +212,7 @@ def write_video_predictions(
         estimator: the model, batch size, flip test and person threshold to use.
         path: the video file.
         output_dir: where the two files go (created).
-        name: stem of the output files; default the video's stem.
+        name: stem of the output files (may name a sub-folder, `trip/clip`); default the video's stem.
         keypoint_threshold: keypoints scoring at or below it are not drawn (all are written to the json).
         show_progress: a progress bar over the frames; None shows it on a terminal only.
 
@@ -224,8 +225,8 @@ def write_video_predictions(
     """
     path, output_dir = Path(path), Path(output_dir)
     name = name or path.stem
-    output_dir.mkdir(parents=True, exist_ok=True)
     json_path, poses_path = output_dir / f"{name}.json", output_dir / f"{name}_poses.mp4"
+    json_path.parent.mkdir(parents=True, exist_ok=True)
     with VideoReader(path) as reader:
         info = reader.info
         frames, failure = [], None
@@ -296,8 +297,9 @@ def write_videos_predictions(
 ) -> dict[str, Any]:
     """`write_video_predictions` for each video of a folder; one that fails is warned about and listed.
 
-    Output stems are the videos' stems, `<stem>_<suffix>` where two videos share a stem or a stem is one of
-    `RESERVED_STEMS`. A single video's error is raised, as `write_predictions` does for a single image.
+    Output stems are the videos' stems with their sub-folders (see `relative_stems`), `<stem>_<suffix>` where
+    two videos share a stem or a stem is one of `RESERVED_STEMS`. A single video's error is raised, as
+    `write_predictions` does for a single image.
 
     Returns:
         `videos`: the summary of each video read to its end; `failed`: `{file, reason}` of the others (the
@@ -317,6 +319,7 @@ def write_videos_predictions(
 
 
 def _output_stems(paths: Sequence[Path]) -> list[str]:
-    counts = Counter(path.stem for path in paths)
-    return [path.stem if counts[path.stem] == 1 and path.stem not in RESERVED_STEMS
-            else f"{path.stem}_{path.suffix.lstrip('.').lower()}" for path in paths]
+    stems = relative_stems(paths)
+    counts = Counter(stems)
+    return [stem if counts[stem] == 1 and stem not in RESERVED_STEMS
+            else f"{stem}_{path.suffix.lstrip('.').lower()}" for stem, path in zip(stems, paths)]

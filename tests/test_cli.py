@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+import semipose
 from semipose.cli import build_parser, main
 from semipose.data.dataset_folder import prepare_dataset_folder
 from semipose.evaluation import COCO_STAT_NAMES, KeypointEvaluator
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -189,3 +196,96 @@ def test_parser_takes_predictions_or_a_model_not_both():
         parser.parse_args(["evaluate", "--model", "m", "--predictions", "p.json", "--dataset", "d"])
     args = parser.parse_args(["predict", "photos", "--model", "m", "--output", "out"])
     assert (args.threshold, args.keypoint_threshold, args.handler.__name__) == (0.0, 0.3, "run_predict")
+
+
+# ------------------------------------------------------------------- rough edges of the CLI
+
+
+def test_predict_searches_sub_folders_and_never_reads_its_own_output(tmp_path, capsys, checkpoint, photos_dir):
+    photos = sorted(photos_dir.glob("*.jpg"))
+    for index, photo in enumerate(photos):
+        target = tmp_path / ("trip" if index % 2 else "") / photo.name
+        target.parent.mkdir(exist_ok=True)
+        shutil.copy(photo, target)
+    (tmp_path / ".thumbnails").mkdir()
+    shutil.copy(photos[0], tmp_path / ".thumbnails" / photos[0].name)  # hidden folder: left out
+    output = tmp_path / "poses"  # inside the searched folder
+    for _ in range(2):
+        status, out, _ = run(["predict", tmp_path, "--model", checkpoint, "--output", output], capsys)
+        assert status == 0 and "4 images" in out  # the second run does not read the first one's pictures
+    listing = json.loads((output / "images.json").read_text())
+    assert sorted(entry["picture"] for entry in listing["images"]) == sorted(
+        ("trip/" if index % 2 else "") + f"{photo.stem}.png" for index, photo in enumerate(photos))
+    assert all((output / entry["picture"]).is_file() for entry in listing["images"])
+
+
+@pytest.fixture(scope="module")
+def renumbered_dataset(tmp_path_factory, coco_fixture_dir, photos_dir):
+    """A dataset folder of the four photos whose image ids (100000785, ...) are not their file names, as in the
+    synthetic datasets; (folder, {file name: id})."""
+    coco = json.loads((coco_fixture_dir / "test_coco.json").read_text())
+    ids = {image["id"]: 100_000_000 + image["id"] for image in coco["images"]}
+    coco["images"] = [{**image, "id": ids[image["id"]]} for image in coco["images"]]
+    coco["annotations"] = [{**ann, "image_id": ids[ann["image_id"]]} for ann in coco["annotations"]]
+    annotations = tmp_path_factory.mktemp("renumbered") / "coco.json"
+    annotations.write_text(json.dumps(coco))
+    folder = prepare_dataset_folder(annotations, photos_dir, annotations, photos_dir,
+                                    annotations.parent / "dataset", show_progress=False)
+    return folder, {image["file_name"]: image["id"] for image in coco["images"]}
+
+
+def test_predict_takes_image_ids_from_a_dataset_split_so_evaluate_scores_them(
+    tmp_path, capsys, checkpoint, photos_dir, renumbered_dataset
+):
+    folder, expected_ids = renumbered_dataset
+    copied = tmp_path / "copied" / "val"  # not the dataset's files: matched by file_name
+    shutil.copytree(photos_dir, copied)
+    cache = ["--cache-dir", tmp_path / "cache"]
+    for images, output in ((photos_dir, tmp_path / "same_files"), (copied, tmp_path / "copies")):
+        status, _, err = run(["predict", images, "--model", checkpoint, "--output", output,
+                              "--dataset", folder, "--split", "validation", *cache], capsys)
+        assert status == 0, err
+        listing = json.loads((output / "images.json").read_text())
+        assert {Path(entry["file_name"]).name: entry["id"] for entry in listing["images"]} == expected_ids
+    status, out, _ = run(["evaluate", "--predictions", tmp_path / "copies" / "predictions.json",
+                          "--dataset", folder, *cache], capsys)
+    assert status == 0 and "4 images" in out
+
+    status, _, err = run(["predict", photos_dir, "--model", checkpoint, "--output", tmp_path / "by_name"], capsys)
+    assert status == 0
+    status, _, err = run(["evaluate", "--predictions", tmp_path / "by_name" / "predictions.json",
+                          "--dataset", folder, *cache], capsys)
+    assert status == 2 and "Predictions for image ids" in err
+    assert f"by `semipose predict`, run it with `--dataset {folder} --config full --split validation`" in err
+
+    (copied / "notes.txt").write_text("not one of the split's images")
+    status, _, err = run(["predict", copied, "--model", checkpoint, "--output", tmp_path / "mixed",
+                          "--dataset", folder, *cache], capsys)
+    assert status == 2
+    assert f"1 of 5 files are not images of {folder} full/validation, e.g. {copied / 'notes.txt'}" in err
+    assert "or leave out --dataset to number the images by file name" in err
+
+
+def test_a_mistyped_model_folder_fails_at_once(tmp_path, capsys, photos_dir, checkpoint):
+    typo = f"{checkpoint}x"
+    status, _, err = run(["predict", photos_dir, "--model", typo, "--output", tmp_path], capsys)
+    assert status == 2
+    assert f"semipose predict: error: {typo}: no such checkpoint folder; did you mean {checkpoint}?" in err
+
+
+def test_help_and_version_answer_without_importing_torch(tmp_path):
+    """As the console script (a file named `semipose`), nothing heavy is imported before a subcommand runs."""
+    script = tmp_path / "semipose"
+    script.write_text(
+        "import sys\nfrom semipose.cli import main\n"
+        "try:\n    main()\nfinally:\n"
+        "    heavy = ('torch', 'transformers', 'datasets')\n"
+        "    print('imported:', sorted(name for name in heavy if name in sys.modules))\n"
+    )
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    for argument, expected in (("--help", "usage: semipose [-h] [--version] COMMAND"),
+                               ("--version", f"semipose {semipose.__version__}")):
+        finished = subprocess.run([sys.executable, str(script), argument], capture_output=True, text=True,
+                                  env=environment, timeout=120)
+        assert finished.returncode == 0, finished.stderr
+        assert expected in finished.stdout and "imported: []" in finished.stdout

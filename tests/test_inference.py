@@ -15,6 +15,7 @@ from semipose.inference import (
     UnreadableImageError,
     _image_ids,
     _picture_names,
+    check_local_checkpoint_name,
     load_checkpoint,
     load_image,
     to_rgb,
@@ -114,3 +115,23 @@ def test_image_ids_follow_coco_file_names_and_picture_names_stay_unique(tmp_path
     assert _image_ids(paths) == [785, 786, 787, 788, 12]
     assert _image_ids([tmp_path / "1.jpg", tmp_path / "001.png"]) == [1, 2]  # same number twice: renumbered
     assert _picture_names(paths) == ["000000000785.png", "notes.png", "a_jpg.png", "a_png.png", "000000000012.png"]
+
+
+def test_picture_names_keep_sub_folders_apart(tmp_path):
+    paths = [tmp_path / name for name in ("a.jpg", "trip/a.jpg", "trip/a.png", "trip/day2/b.jpg")]
+    assert _picture_names(paths) == ["a.png", "trip/a_jpg.png", "trip/a_png.png", "trip/day2/b.png"]
+
+
+def test_a_mistyped_local_folder_is_not_taken_for_a_hub_id(tmp_path, monkeypatch, checkpoint):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outputs" / "run_semi_pose").mkdir(parents=True)
+    for name in ("outputs/run_semi_pos", "./outputs/run_semi_pos", "outputs/run_semi_pose/checkpoint-9/"):
+        with pytest.raises(FileNotFoundError, match="no such checkpoint folder"):
+            check_local_checkpoint_name(name)
+    with pytest.raises(FileNotFoundError, match=r"outputs/run_semi_pos: no such checkpoint folder; did you mean "
+                                                r"outputs/run_semi_pose\?"):
+        load_checkpoint("outputs/run_semi_pos")  # raised before any Hub request
+    with pytest.raises(FileNotFoundError, match=r"/nowhere/run: no such checkpoint folder \(/nowhere holds"):
+        check_local_checkpoint_name("/nowhere/run")
+    for hub_id_or_folder in ("gpt2", "facebook/vitpose-base", "outputs/run_semi_pose", str(checkpoint)):
+        check_local_checkpoint_name(hub_id_or_folder)  # Hub ids and existing folders pass

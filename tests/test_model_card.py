@@ -69,3 +69,26 @@ def test_saved_model_folder_loads_back_silently_with_a_complete_card(tmp_path, f
     assert "**Semi-supervised mode**: semi; saved network: teacher" in text
     assert "| AP | 0.4123 |" in text and "| teacher_AP | 0.4300 |" in text
     assert "## Intended use and limits" in text
+
+
+@pytest.mark.parametrize(("final_model", "saved_ap"), [("teacher", 0.43), ("student", 0.41234)])
+def test_card_metadata_names_the_dataset_and_indexes_the_saved_networks_ap(tmp_path, final_model, saved_ap):
+    dataset = tmp_path / "machine" / "specific" / "coco_semi"
+    dataset.mkdir(parents=True)
+    metrics = {**SUMMARY["metrics"], "eval_APM": -1.0, "epoch": 3.0, "eval_num_images": 9, "eval_runtime": 1.5}
+    summary = {**SUMMARY, "dataset": str(dataset), "final_model": final_model, "metrics": metrics}
+    write_model_card(tmp_path, CenterOffsetConfig(backbone="regnetx_002", skeleton="coco"), summary)
+    card = ModelCard.load(tmp_path / "README.md")
+
+    assert (card.data.datasets, card.data.pipeline_tag) == (["coco_semi"], "keypoint-detection")
+    assert str(tmp_path) not in card.content and "**Training data**: coco_semi, config `ratio_10`" in card.text
+    results = {result.metric_type: result for result in card.data.eval_results}
+    assert sorted(results) == ["AP"] + (["AP50"] if final_model == "student" else [])  # APM -1: undefined
+    assert results["AP"].metric_value == saved_ap and results["AP"].metric_name == "OKS AP"
+    assert (results["AP"].dataset_type, results["AP"].dataset_config, results["AP"].dataset_split) == (
+        "coco_semi", "ratio_10", "validation")
+    assert card.data.model_name == "Center Offset pose estimator (coco)"
+    table = [line for line in card.text.splitlines() if line.startswith("| ")][1:]
+    assert [line.split(" | ")[0].removeprefix("| ") for line in table] == ["AP", "AP50", "APM", "teacher_AP"]
+    assert 'pipeline("pose-estimation", model="PATH_OR_HUB_ID")' in card.text
+    assert 'pipeline(model="PATH_OR_HUB_ID", trust_remote_code=True)' in card.text

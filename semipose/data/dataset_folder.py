@@ -50,8 +50,9 @@ import datasets.config
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import yaml
-from datasets import Dataset, Features, IterableDataset, load_dataset
+from datasets import Dataset, DatasetInfo, Features, Image, IterableDataset, load_dataset
+from datasets.info import DatasetInfosDict
+from huggingface_hub import DatasetCardData
 from tqdm.auto import tqdm
 
 from ..skeletons import get_skeleton
@@ -62,11 +63,13 @@ from .coco_format import (
     unlabeled_row,
     without_annotations,
 )
+from .folder_files import IMAGE_EXTENSIONS, files_under
 
 SPLITS = ("labeled", "unlabeled", "validation")
+TASK_CATEGORY = "keypoint-detection"
+"""The Hub's task for keypoint (pose) data, in the card's `task_categories`."""
 FULL_CONFIG = "full"
 METADATA_FILE = "semipose_dataset.json"
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 ROWS_PER_ROW_GROUP = 100
 _VALIDATION_FILE = "data/validation.parquet"
 _NO_PERSON_FILE = "data/unlabeled/no_labeled_person.parquet"
@@ -101,6 +104,7 @@ def prepare_dataset_folder(
     overwrite: bool = False,
     show_progress: bool = True,
     decode_images: bool = False,
+    license: str | None = None,
 ) -> Path:
     """Validate COCO-format annotations and images, then write the dataset folder atomically.
 
@@ -117,11 +121,14 @@ def prepare_dataset_folder(
         ratios: labeled percentages, one config `ratio_{r}` each, 0 < r <= 100.
         embed_images: store image bytes in the parquet files (portable, `push_to_hub`-ready)
             instead of absolute paths to the original files.
-        extra_unlabeled_dirs: folders whose image files (searched recursively, hidden files
-            skipped) join every unlabeled split; their ids continue after the largest json id.
+        extra_unlabeled_dirs: folders whose image files (sub-folders searched, hidden files and folders
+            skipped, see `files_under`) join every unlabeled split; their ids continue after the largest
+            json id.
         overwrite: replace an existing `output_dir`.
         show_progress: tqdm bars on the long loops.
         decode_images: fully decode every image while checking (catches truncated files; slow).
+        license: the data's license as a Hub license id (`cc-by-4.0`, ...) for the dataset card; None:
+            `unknown`.
 
     Returns:
         The absolute path of the written folder.
@@ -144,7 +151,7 @@ def prepare_dataset_folder(
     with _atomic_folder(output_dir, overwrite) as folder:
         _write_files(folder, plan.files, pose_features(skeleton_info.num_keypoints),
                      embed_images, show_progress)
-        (folder / "README.md").write_text(_readme(plan, metadata, output_dir.name))
+        (folder / "README.md").write_text(_readme(plan, metadata, output_dir.name, license))
         (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
     return output_dir
 
@@ -200,6 +207,46 @@ def load_pose_dataset(
     return load_dataset(str(folder), config, split=split, cache_dir=cache, **load_kwargs)
 
 
+def dataset_image_ids(
+    folder: str | Path, config: str, split: str, paths: Sequence[str | Path], cache_dir: str | Path | None = None,
+) -> list[int]:
+    """The image id of each file in one config/split of a dataset folder, so that results on the files score
+    against the split (`semipose predict --dataset`).
+
+    A file matches a row that refers to the same file (images stored as paths), else a row whose `file_name`
+    ends its path (`.../val/000000.png` for `val/000000.png`; images embedded, or copied elsewhere).
+
+    Raises:
+        ValueError: a file matches no row of the split; the message says what the split holds.
+    """
+    rows = load_pose_dataset(folder, config, split, cache_dir=cache_dir)
+    rows = rows.select_columns(["image_id", "file_name", "image"]).cast_column("image", Image(decode=False))
+    by_file, by_name = {}, {}
+    for image_id, file_name, image in zip(rows["image_id"], rows["file_name"], rows["image"]):
+        if image["bytes"] is None:
+            by_file[Path(image["path"]).resolve()] = image_id
+        by_name[file_name] = image_id
+    ids = [by_file.get(Path(path).resolve(), _id_by_file_name(Path(path), by_name)) for path in paths]
+    unmatched = [str(path) for path, image_id in zip(paths, ids) if image_id is None]
+    if unmatched:
+        examples = ", ".join(list(by_name)[:3]) or "no images"
+        raise ValueError(
+            f"{len(unmatched)} of {len(paths)} files are not images of {folder} {config}/{split}, e.g. {unmatched[0]} "
+            f"(its {len(rows)} images: {examples}, ...). Predict that split's images to score them against it, or "
+            f"leave out --dataset to number the images by file name."
+        )
+    return ids
+
+
+def _id_by_file_name(path: Path, by_name: dict[str, int]) -> int | None:
+    """The id of the longest `file_name` that ends `path`, or None."""
+    for start in range(len(path.parts)):
+        image_id = by_name.get(Path(*path.parts[start:]).as_posix())
+        if image_id is not None:
+            return image_id
+    return None
+
+
 def _folder_cache_dir(folder: Path) -> Path:
     """A `datasets` cache of this folder's own: rows hold absolute image paths, so two folders with the same
     parquet content in different places (a regenerated synthetic set, say) must not share cached rows."""
@@ -207,9 +254,12 @@ def _folder_cache_dir(folder: Path) -> Path:
     return Path(datasets.config.HF_DATASETS_CACHE) / "semipose" / digest
 
 
-def add_dataset_folder_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the options of `prepare_dataset_folder` shared by the `datasets_scripts` converters."""
+def add_dataset_folder_arguments(parser: argparse.ArgumentParser, *, license: str | None = None) -> None:
+    """Add the options of `prepare_dataset_folder` shared by the `datasets_scripts` converters; `license` is
+    the source dataset's (the `--license` default)."""
     parser.add_argument("--output", type=Path, required=True, help="dataset folder to write")
+    parser.add_argument("--license", default=license,
+                        help=f"the data's license (a Hub license id) for the card (default: {license or 'unknown'})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the labeled-subset draw")
     parser.add_argument("--ratios", type=float, nargs="+", default=[1, 5, 10],
                         help="labeled percentages, one config ratio_R each")
@@ -231,7 +281,7 @@ def dataset_folder_options(args: argparse.Namespace) -> dict[str, Any]:
         "ratios": [int(ratio) if float(ratio).is_integer() else ratio for ratio in args.ratios],
         "embed_images": args.embed_images, "extra_unlabeled_dirs": args.extra_unlabeled,
         "overwrite": args.overwrite, "decode_images": args.decode_images,
-        "show_progress": not args.no_progress,
+        "show_progress": not args.no_progress, "license": args.license,
     }
 
 
@@ -289,15 +339,11 @@ def _extra_unlabeled_rows(
     for folder in (Path(folder).resolve() for folder in folders):
         if not folder.is_dir():
             raise FileNotFoundError(f"Extra unlabeled image folder {folder} does not exist.")
-        paths = sorted(
-            path for path in folder.rglob("*")
-            if path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
-            and path.is_file()
-        )
+        paths = [path for path in files_under(folder) if path.suffix.lower() in IMAGE_EXTENSIONS]
         if not paths:
             raise ValueError(
                 f"Extra unlabeled image folder {folder} holds no image files "
-                f"(searched recursively for {', '.join(IMAGE_EXTENSIONS)})."
+                f"(searched with its sub-folders for {', '.join(IMAGE_EXTENSIONS)})."
             )
         found += [(folder, path) for path in paths]
     rows = []
@@ -412,22 +458,27 @@ def _encode(row: dict[str, Any], features: Features, embed: bool) -> dict[str, A
     return features.encode_example(row)
 
 
-def _readme(plan: _FolderPlan, metadata: dict[str, Any], name: str) -> str:
-    """README.md: YAML `configs:` for `load_dataset`, then the dataset card."""
+def _readme(plan: _FolderPlan, metadata: dict[str, Any], name: str, license: str | None) -> str:
+    """README.md: the YAML header (license, task, `configs:` for `load_dataset` with paths relative to the
+    folder, the row features of every config), then the dataset card."""
     configs = [
         {"config_name": config, "data_files": [
             {"split": split, "path": paths} for split, paths in splits.items() if paths
         ]}
         for config, splits in plan.configs.items()
     ]
-    header = yaml.safe_dump({"configs": configs}, sort_keys=False)
-    return f"---\n{header}---\n\n{_card(metadata, name)}"
+    header = DatasetCardData(license=license or "unknown", task_categories=[TASK_CATEGORY], pretty_name=name,
+                             configs=configs)
+    features = pose_features(get_skeleton(metadata["skeleton"]).num_keypoints)
+    infos = DatasetInfosDict({config: DatasetInfo(config_name=config, features=features) for config in plan.configs})
+    infos.to_dataset_card_data(header)
+    return f"---\n{header.to_yaml()}\n---\n\n{_card(metadata, name)}"
 
 
 def _card(metadata: dict[str, Any], name: str) -> str:
     """The human part of README.md: sources, how subsets were drawn, counts, labeled ids."""
-    sources = metadata["sources"]
-    extra = ", ".join(f"`{folder}`" for folder in sources["extra_unlabeled_dirs"]) or "none"
+    sources = metadata["sources"]  # absolute paths of this machine: the card names the files only
+    extra = ", ".join(f"`{Path(folder).name}/`" for folder in sources["extra_unlabeled_dirs"]) or "none"
     images = (
         "embedded in the parquet files (portable, ready for `push_to_hub`)" if metadata["embedded"]
         else "referenced by absolute path to the original files (not portable: they must stay)"
@@ -440,8 +491,8 @@ def _card(metadata: dict[str, Any], name: str) -> str:
         "configs for semi-supervised training, written by "
         "`semipose.data.dataset_folder.prepare_dataset_folder`.",
         "",
-        f"- Training annotations: `{sources['train_annotations']}`",
-        f"- Validation annotations: `{sources['val_annotations']}`",
+        f"- Training annotations: `{Path(sources['train_annotations']).name}`",
+        f"- Validation annotations: `{Path(sources['val_annotations']).name}`",
         f"- Extra unlabeled image folders: {extra}",
         f"- Images: {images}.",
         f"- Labeled subsets: seed {metadata['seed']}; `numpy.random.default_rng(seed).permutation` "

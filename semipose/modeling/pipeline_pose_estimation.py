@@ -39,6 +39,8 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 TASK = "pose-estimation"
 """The task name `import semipose` registers."""
+HUB_TASK = "keypoint-detection"
+"""The Hub's task for pose models (a model card's `pipeline_tag`), registered too, so the tag names a pipeline."""
 REMOTE_CODE_TASK = "semipose-pose-estimation"
 """The task name a saved checkpoint's `custom_pipelines` declares (for use without semipose)."""
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
@@ -170,11 +172,13 @@ def read_image(image: PIL.Image.Image | str | Path) -> PIL.Image.Image:
 
 
 def register_pipeline() -> None:
-    """Register `PoseEstimationPipeline` as the `pose-estimation` task with transformers (idempotent)."""
-    if PIPELINE_REGISTRY.supported_tasks.get(TASK, {}).get("impl") is not PoseEstimationPipeline:
-        PIPELINE_REGISTRY.register_pipeline(
-            TASK, pipeline_class=PoseEstimationPipeline, pt_model=AutoModelForPoseEstimation, type="image"
-        )
+    """Register `PoseEstimationPipeline` as the `pose-estimation` and `keypoint-detection` tasks with transformers
+    (idempotent)."""
+    for task in (TASK, HUB_TASK):
+        if PIPELINE_REGISTRY.supported_tasks.get(task, {}).get("impl") is not PoseEstimationPipeline:
+            PIPELINE_REGISTRY.register_pipeline(
+                task, pipeline_class=PoseEstimationPipeline, pt_model=AutoModelForPoseEstimation, type="image"
+            )
 
 
 def remote_code_pipelines() -> dict[str, dict[str, Any]]:

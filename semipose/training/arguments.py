@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import torch
 from transformers import TrainingArguments
 
 from ..data.transforms import AugmentationConfig
@@ -30,7 +31,8 @@ class SemiPoseTrainingArguments(TrainingArguments):
 
     ssl_mode: str = field(
         default="semi",
-        metadata={"help": "supervised (labeled only) | consistency (+ heatmap consistency) | semi (+ pseudo people)."},
+        metadata={"help": "supervised (labeled only) | consistency (+ heatmap consistency) | semi (+ pseudo people).",
+                  "choices": SSL_MODES},
     )
     ema_decay: float = field(default=0.995, metadata={"help": "Teacher EMA decay per optimizer step."})
     burn_in_steps: int = field(
@@ -86,9 +88,16 @@ class SemiPoseTrainingArguments(TrainingArguments):
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Kept False: the pose transforms need every column."}
     )
+    ddp_find_unused_parameters: bool | None = field(
+        default=False,
+        metadata={"help": "DDP's find_unused_parameters. False: every parameter of both families gets a gradient "
+                          "at every step, so DDP need not walk the graph looking for unused ones."},
+    )
 
     def __post_init__(self):
         super().__post_init__()
+        if self.dataloader_pin_memory and (self.use_cpu or not torch.accelerator.is_available()):
+            self.dataloader_pin_memory = False  # nothing to copy pinned memory to (torch warns for each loader)
         if self.ssl_mode not in SSL_MODES:
             raise ValueError(f"ssl_mode must be one of {SSL_MODES}, got {self.ssl_mode!r}.")
         if self.final_model not in MODEL_SELECTIONS:

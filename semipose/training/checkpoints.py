@@ -5,7 +5,7 @@ and `SemiPoseTrainer` adds the teacher; a process killed in between leaves a fol
 a checkpoint but holds a mix of old, missing and torn files. So the trainer flushes every file to
 disk and then writes `COMPLETE_MARKER` last, by an atomic rename: resume only takes a folder that
 has it (the newest such folder when asked for "the latest"), and old checkpoints are deleted only
-after a newer one is complete.
+after a newer one is complete. The evaluations' `predictions_stepN.json` files go with them.
 
 Example:
 
@@ -36,7 +36,10 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 logger = logging.getLogger(__name__)
 
 COMPLETE_MARKER = "checkpoint_complete.json"
+PREDICTIONS_FILE = "predictions_step{step}.json"
+"""The COCO results of the student's evaluation at a step, in the output folder (see `rotate_predictions`)."""
 _CHECKPOINT_NAME = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
+_PREDICTIONS_NAME = re.compile(r"^predictions_step(\d+)\.json$")
 
 
 def is_complete_checkpoint(folder: str | os.PathLike) -> bool:
@@ -57,9 +60,15 @@ def checkpoint_folders(output_dir: str | os.PathLike) -> list[tuple[int, Path]]:
 
 
 def latest_complete_checkpoint(output_dir: str | os.PathLike) -> str | None:
-    """The complete checkpoint with the highest step in `output_dir`, or None; half-written ones are skipped."""
-    complete = [folder for _, folder in checkpoint_folders(output_dir) if is_complete_checkpoint(folder)]
-    return str(complete[-1]) if complete else None
+    """The complete checkpoint with the highest step in `output_dir`, or None; half-written ones newer than it
+    are skipped with a warning."""
+    latest = None
+    for _, folder in reversed(checkpoint_folders(output_dir)):
+        if is_complete_checkpoint(folder):
+            latest = str(folder)
+            break
+        logger.warning("Skipping checkpoint %s: it has no %s, so writing it was interrupted.", folder, COMPLETE_MARKER)
+    return latest
 
 
 def require_complete_checkpoint(folder: str | os.PathLike) -> None:
@@ -69,8 +78,8 @@ def require_complete_checkpoint(folder: str | os.PathLike) -> None:
     if not is_complete_checkpoint(folder):
         raise ValueError(
             f"Checkpoint {folder} is incomplete: it has no {COMPLETE_MARKER}, so writing it was interrupted "
-            f"(or another program wrote it). Resume from an earlier one, or pass resume_from_checkpoint=True "
-            f"for the newest complete checkpoint."
+            f"(or another program wrote it). Resume from an earlier one, or pass resume_from_checkpoint='latest' "
+            f"(--resume_from_checkpoint latest) for the newest complete checkpoint."
         )
 
 
@@ -125,6 +134,20 @@ def rotate_complete_checkpoints(
     for folder in doomed:
         logger.info("Deleting checkpoint %s (save_total_limit=%s, or left incomplete).", folder, limit)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def rotate_predictions(output_dir: str | os.PathLike) -> None:
+    """Delete the `PREDICTIONS_FILE`s of steps whose checkpoint is gone (rotated out, or never saved), so they
+    leave with their checkpoints; the newest stays, whether or not it has a checkpoint."""
+    output_dir = Path(output_dir)
+    if not output_dir.is_dir():
+        return
+    found = sorted((int(match.group(1)), entry) for entry in output_dir.iterdir()
+                   if (match := _PREDICTIONS_NAME.match(entry.name)) and entry.is_file())
+    checkpoint_steps = {step for step, _ in checkpoint_folders(output_dir)}
+    for step, path in found[:-1]:
+        if step not in checkpoint_steps:
+            path.unlink(missing_ok=True)
 
 
 def _fsync_file(path: str) -> None:

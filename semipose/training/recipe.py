@@ -37,6 +37,7 @@ from ..data.synthetic import SyntheticConfig, prepare_synthetic_dataset, synthet
 from ..data.transforms import AugmentationConfig, LabeledTransform, UnlabeledTransform
 from ..data.unreadable import SkipUnreadable, check_images_readable, first_readable_images, lazy_images
 from ..modeling import MODEL_FAMILIES, PoseImageProcessor
+from ..skeletons import SKELETONS
 from .arguments import SemiPoseTrainingArguments
 from .data_health import DEFAULT_MAX_UNREADABLE_FRACTION
 from .trainer import SemiPoseTrainer
@@ -71,7 +72,7 @@ class ModelArguments:
     """Which network to train."""
 
     model_family: str = field(
-        default="center_offset", metadata={"help": f"One of {sorted(MODEL_FAMILIES)}."}
+        default="center_offset", metadata={"help": "The network's family.", "choices": sorted(MODEL_FAMILIES)}
     )
     backbone: str = field(default="regnetx_002", metadata={"help": "Any timm model name."})
     backbone_weights: str | None = field(
@@ -102,7 +103,9 @@ class DataArguments:
         default="light",
         metadata={"help": "Labeled views, see AugmentationConfig.", "choices": LABELED_AUGMENTATIONS},
     )
-    synthetic_skeleton: str = field(default="crowdpose", metadata={"help": "coco | crowdpose."})
+    synthetic_skeleton: str = field(
+        default="crowdpose", metadata={"help": "Skeleton of the synthetic people.", "choices": sorted(SKELETONS)}
+    )
     synthetic_image_size: int = field(default=64, metadata={"help": "Side of the synthetic images."})
     synthetic_num_train: int = field(default=1000, metadata={"help": "Synthetic training images."})
     synthetic_num_val: int = field(default=300, metadata={"help": "Synthetic validation images."})
@@ -221,7 +224,10 @@ def build_model(model_args: ModelArguments, skeleton: str, seed: int) -> PreTrai
         skeleton=skeleton,
     )
     if model_args.config_overrides:
-        config.update_from_string(model_args.config_overrides)
+        try:
+            config.update_from_string(model_args.config_overrides)
+        except ValueError as error:
+            raise ValueError(f"--config_overrides {model_args.config_overrides!r}: {error}.") from error
         config.check_skeleton_facts()
     pretrained = model_args.backbone_weights
     return model_class(config, pretrained_backbone=True if pretrained == "timm" else (pretrained or False))

@@ -39,12 +39,15 @@ import json
 import logging
 import os
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+from transformers.utils import logging as transformers_logging
 
 from ..data.collator import EvaluationCollator
 from ..evaluation import KeypointEvaluator, ground_truth_from_rows
@@ -54,6 +57,7 @@ from ..modeling import check_decoding_settings, select_images
 from ..skeletons import get_skeleton
 from .arguments import SemiPoseTrainingArguments
 from .checkpoints import (
+    PREDICTIONS_FILE,
     begin_checkpoint,
     checkpoint_folders,
     is_complete_checkpoint,
@@ -62,6 +66,7 @@ from .checkpoints import (
     read_checkpoint_record,
     require_complete_checkpoint,
     rotate_complete_checkpoints,
+    rotate_predictions,
 )
 from .consistency import heatmap_consistency_loss
 from .data_health import UnreadableImagesMixin
@@ -263,23 +268,32 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
     # ---------------------------------------------------------------------------- checkpoints
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *args, **kwargs):
-        """`Trainer.train` that resumes only from complete checkpoints: True or "latest" takes the newest
-        complete one in `output_dir` (a folder left half-written by a crash is never picked), a path must
-        be complete."""
-        return super().train(self._resolve_checkpoint(resume_from_checkpoint), *args, **kwargs)
+        """`Trainer.train` that resumes only from complete checkpoints (see `resolve_checkpoint`)."""
+        return super().train(self.resolve_checkpoint(resume_from_checkpoint), *args, **kwargs)
 
-    def _resolve_checkpoint(self, resume_from_checkpoint: str | bool | None) -> str | None:
+    def resolve_checkpoint(self, resume_from_checkpoint: str | bool | None) -> str | None:
+        """The checkpoint folder to resume from, or None to start fresh.
+
+        "latest" takes the newest complete checkpoint in `output_dir` and starts fresh (with a log line) when
+        there is none yet, so a preemptible job can pass it from its first start on; True does the same but
+        raises when there is none, as transformers does. A folder left half-written by a crash is never
+        picked (see `latest_complete_checkpoint`); a path must be a complete checkpoint.
+        """
         if resume_from_checkpoint is None or resume_from_checkpoint is False:
             return None
         if resume_from_checkpoint is True or resume_from_checkpoint == "latest":
             latest = latest_complete_checkpoint(self.args.output_dir)
-            if latest is None:
+            if latest is not None:
+                logger.info("Resuming from %s, the newest complete checkpoint.", latest)
+            elif resume_from_checkpoint == "latest":
+                logger.info("resume_from_checkpoint='latest': no complete checkpoint in %s yet, starting fresh.",
+                            self.args.output_dir)
+            else:
                 found = [folder.name for _, folder in checkpoint_folders(self.args.output_dir)]
                 raise ValueError(
-                    f"resume_from_checkpoint={resume_from_checkpoint!r}: no complete checkpoint in "
-                    f"{self.args.output_dir} (incomplete ones: {found or 'none'})."
+                    f"resume_from_checkpoint=True: no complete checkpoint in {self.args.output_dir} (incomplete "
+                    f"ones: {found or 'none'}); pass 'latest' to start fresh when there is none."
                 )
-            logger.info("Resuming from %s, the newest complete checkpoint.", latest)
             return latest
         require_complete_checkpoint(resume_from_checkpoint)
         return str(resume_from_checkpoint)
@@ -294,16 +308,18 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
         limit = self.args.save_total_limit
         self.args.save_total_limit = None  # transformers would rotate before the new checkpoint is complete
         try:
-            super()._save_checkpoint(model, trial)
+            with _no_transformers_progress_bars():
+                super()._save_checkpoint(model, trial)
+                if self.teacher is not None and self.args.should_save:
+                    self.teacher.save_pretrained(os.path.join(folder, TEACHER_DIR))
         finally:
             self.args.save_total_limit = limit
-        if self.teacher is not None and self.args.should_save:
-            self.teacher.save_pretrained(os.path.join(folder, TEACHER_DIR))
         self.accelerator.wait_for_everyone()  # every rank's RNG state is on disk
         if self.args.should_save:
             record = {"global_step": self.state.global_step, "skipped_steps": self.skipped_steps}
             mark_checkpoint_complete(folder, record)
             rotate_complete_checkpoints(run_dir, limit, keep=(folder, self.state.best_model_checkpoint))
+            rotate_predictions(self.args.output_dir)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)
@@ -407,10 +423,11 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
         return self._evaluation_loader_prepared
 
     def _write_predictions(self, evaluator) -> None:
-        path = os.path.join(self.args.output_dir, f"predictions_step{self.state.global_step}.json")
+        path = os.path.join(self.args.output_dir, PREDICTIONS_FILE.format(step=self.state.global_step))
         os.makedirs(self.args.output_dir, exist_ok=True)
         with open(path, "w") as handle:
             json.dump(evaluator.results_json(), handle)
+        rotate_predictions(self.args.output_dir)
 
     # ---------------------------------------------------------------------------- final model
 
@@ -427,6 +444,18 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
         if choice == "teacher" and self.teacher is None:
             raise ValueError("final_model='teacher' but no teacher exists (supervised mode, or burn-in not over).")
         return choice, (self.teacher if choice == "teacher" else student)
+
+
+@contextmanager
+def _no_transformers_progress_bars() -> Iterator[None]:
+    """transformers' own bars ("Writing model shards") off: one per checkpoint puts escape codes in log files."""
+    previous_hook = transformers_logging.set_tqdm_hook(
+        lambda factory, args, kwargs: factory(*args, **{**kwargs, "disable": True})
+    )
+    try:
+        yield
+    finally:
+        transformers_logging.set_tqdm_hook(previous_hook)
 
 
 class _TeacherCallback(TrainerCallback):

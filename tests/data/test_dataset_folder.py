@@ -2,14 +2,16 @@
 
 import importlib.util
 import json
+import runpy
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from datasets import Features, load_dataset
 from datasets import Image as Image_
-from datasets import load_dataset
+from huggingface_hub import DatasetCard
 from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
@@ -49,12 +51,13 @@ def _ids(dataset) -> list[int]:
 
 @pytest.fixture(scope="module")
 def extra_dir(tmp_path_factory) -> Path:
-    """Two PNGs (one nested), a text file and a hidden file, both of which must be skipped."""
+    """Two PNGs (one nested), a text file, a hidden file and an image in a hidden folder, all three skipped."""
     folder = tmp_path_factory.mktemp("extra")
     _save_png(folder / "b.png", (12, 10))
     _save_png(folder / "nested" / "a.jpg", (7, 9))
     (folder / "notes.txt").write_text("not an image")
     (folder / ".hidden.png").write_bytes(b"not an image")
+    _save_png(folder / ".thumbnails" / "b.png", (3, 3))
     return folder
 
 
@@ -145,6 +148,17 @@ def _prepare_generated(annotations: Path, output_dir: Path, seed: int) -> dict:
     prepare_dataset_folder(annotations, annotations.parent, annotations, annotations.parent,
                            output_dir, seed=seed, show_progress=False)
     return read_dataset_metadata(output_dir)
+
+
+def test_dataset_card_yaml_has_license_task_and_features_and_no_absolute_paths(converted, coco_fixture_dir, extra_dir):
+    readme = (converted / "README.md").read_text()
+    card = DatasetCard.load(converted / "README.md").data
+    assert (card.license, card.task_categories, card.pretty_name) == ("unknown", ["keypoint-detection"], "coco_semi")
+    assert sorted(info["config_name"] for info in card.dataset_info) == sorted(CONFIGS)
+    assert all(Features._from_yaml_list(info["features"]) == pose_features(17) for info in card.dataset_info)
+    assert str(coco_fixture_dir.resolve()) not in readme and str(extra_dir) not in readme
+    assert "- Training annotations: `test_coco.json`" in readme
+    assert f"- Extra unlabeled image folders: `{extra_dir.name}/`" in readme
 
 
 def test_labeled_subsets_are_seeded_nested_and_disjoint(generated, tmp_path):
@@ -299,6 +313,7 @@ def test_prepare_coco_cli(coco_fixture_dir, tmp_path):
         "--no-progress"])
     metadata = read_dataset_metadata(folder)
     assert (metadata["skeleton"], metadata["ratios"]) == ("coco", [1, 50])
+    assert DatasetCard.load(folder / "README.md").data.license == "cc-by-4.0"  # the COCO annotations' license
     assert {config: counts["labeled"] for config, counts in metadata["configs"].items()} == \
         {"ratio_1": 1, "ratio_50": 2, "full": 4}
 
@@ -328,6 +343,7 @@ def test_prepare_crowdpose_cli_keeps_crowd_index(tmp_path):
     folder = _script("prepare_crowdpose").main([
         "--crowdpose-root", str(root), "--output", str(tmp_path / "out"), "--no-progress"])
     assert read_dataset_metadata(folder)["skeleton"] == "crowdpose"
+    assert DatasetCard.load(folder / "README.md").data.license == "unknown"  # no --license given
     dataset = load_pose_dataset(folder, "full", "validation", cache_dir=tmp_path / "cache")
     assert dataset.features == pose_features(14)
     assert dataset["crowd_index"] == [np.float32(value) for value in (0.1, 0.5, 0.9)]
@@ -358,3 +374,23 @@ def test_same_named_folders_elsewhere_do_not_share_cached_rows(coco_fixture_dir,
             for folder in folders]
     paths = [row["image"]["path"] for row in rows]
     assert "first" in paths[0] and "second" in paths[1]
+
+
+@pytest.mark.parametrize(("script", "arguments", "message"), [
+    ("prepare_coco", ["--coco-root", "nowhere"],
+     "prepare_coco.py: error: Annotation file nowhere/annotations/person_keypoints_train2017.json does not exist.\n"),
+    ("prepare_crowdpose", ["--crowdpose-root", "nowhere"],
+     "prepare_crowdpose.py: error: CrowdPose annotation file 'crowdpose_trainval.json' not found; looked at"),
+    ("prepare_synthetic", ["--num-train", "-3"],
+     "prepare_synthetic.py: error: SyntheticConfig.num_train must be >= 1, got -3.\n"),
+])
+def test_converters_report_bad_input_in_one_line_and_exit_2(
+    tmp_path, monkeypatch, capsys, script, arguments, message
+):
+    path = REPO / "datasets_scripts" / f"{script}.py"
+    monkeypatch.setattr("sys.argv", [str(path), *arguments, "--output", str(tmp_path / "out")])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(path), run_name="__main__")
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith(message) and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

@@ -17,6 +17,8 @@ from test_auto_and_hub import HIDE_SEMIPOSE
 from transformers import pipeline
 
 from semipose.inference import PoseEstimator
+from semipose.model_card import model_card
+from semipose.modeling import CenterOffsetConfig
 from semipose.modeling.pipeline_pose_estimation import REMOTE_CODE_TASK, PoseEstimationPipeline
 
 PIPELINE_WITHOUT_SEMIPOSE_SCRIPT = HIDE_SEMIPOSE + textwrap.dedent(
@@ -57,6 +59,14 @@ def test_pipeline_returns_the_people_of_pose_estimator(checkpoint, photos):
         assert_same_people(got, expected)
     reference.threshold, reference.flip_test = 0.6, True
     assert_same_people(estimator(photos[3], threshold=0.6, flip_test=True), reference(photos[3]))
+
+
+def test_the_model_cards_pipeline_tag_names_the_same_pipeline(checkpoint, photos):
+    tag = model_card(CenterOffsetConfig(), {"ssl_mode": "semi", "dataset_config": "ratio_5", "final_model": "teacher",
+                                            "metrics": {}}).data.pipeline_tag
+    by_tag = pipeline(tag, model=checkpoint, device="cpu")
+    assert type(by_tag) is PoseEstimationPipeline
+    assert_same_people(by_tag(photos[0]), pipeline("pose-estimation", model=checkpoint, device="cpu")(photos[0]))
 
 
 def test_pipeline_refuses_urls_missing_files_and_other_inputs(tmp_path, checkpoint):

@@ -1,8 +1,18 @@
-"""The unsupervised weight schedule w(step): 0 through the burn-in, a linear ramp, then 1 (values by hand)."""
+"""The unsupervised weight schedule w(step): 0 through the burn-in, a linear ramp, then 1 (values by hand); the
+main job's command line; the defaults that keep runs quiet (no pinned memory on the CPU, no DDP search for unused
+parameters)."""
+
+import runpy
+from pathlib import Path
 
 import pytest
+import torch
 
+from semipose.modeling import MODEL_FAMILIES
 from semipose.training import SemiPoseTrainingArguments
+from semipose.training.recipe import parse_arguments
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _arguments(tmp_path, **overrides) -> SemiPoseTrainingArguments:
@@ -30,3 +40,48 @@ def test_burn_in_steps_override_the_ratio_and_max_steps_comes_from_the_run(tmp_p
 def test_no_ramp_switches_the_unsupervised_terms_on_at_the_end_of_burn_in(tmp_path):
     args = _arguments(tmp_path, max_steps=100, burn_in_ratio=0.25, ramp_up_ratio=0.0)
     assert [args.unsupervised_weight_factor(step) for step in (0, 24, 25, 26)] == [0.0, 0.0, 1.0, 1.0]
+
+
+# ------------------------------------------------------------------------ the main job's command line
+
+
+@pytest.mark.parametrize(("option", "value"), [("--ssl_mode", "semisupervised"), ("--model_family", "foo"),
+                                               ("--synthetic_skeleton", "mpii")])
+def test_the_main_job_rejects_unknown_names_while_parsing(tmp_path, capsys, option, value):
+    with pytest.raises(SystemExit) as exit_:
+        parse_arguments([option, value, "--output_dir", str(tmp_path)])
+    assert exit_.value.code == 2 and f"argument {option}" in capsys.readouterr().err
+
+
+def test_the_main_job_reports_a_bad_dataset_folder_in_one_line(tmp_path, monkeypatch, capsys):
+    script = REPO / "examples" / "run_semi_pose.py"
+    monkeypatch.setattr("sys.argv", [str(script), "--dataset_dir", str(tmp_path / "nowhere"),
+                                     "--output_dir", str(tmp_path / "run"), "--report_to", "none", "--use_cpu"])
+    with pytest.raises(SystemExit) as exit_:
+        runpy.run_path(str(script), run_name="__main__")
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "Traceback" not in err
+    assert err.endswith(f"run_semi_pose.py: error: Dataset folder {tmp_path / 'nowhere'} does not exist.\n")
+
+
+def test_no_pinned_memory_without_an_accelerator_and_no_unused_parameter_search(tmp_path):
+    args = _arguments(tmp_path)  # use_cpu
+    assert (args.dataloader_pin_memory, args.ddp_find_unused_parameters) == (False, False)
+    on_this_machine = SemiPoseTrainingArguments(output_dir=str(tmp_path), report_to="none")
+    assert on_this_machine.dataloader_pin_memory == torch.accelerator.is_available()
+
+
+@pytest.mark.parametrize("family", sorted(MODEL_FAMILIES))
+@pytest.mark.parametrize("people", [0, 2])
+def test_every_parameter_gets_a_gradient_so_ddp_need_not_look_for_unused_ones(family, people):
+    """`ddp_find_unused_parameters=False` needs every parameter in every step's graph, with or without people."""
+    config_class, model_class = MODEL_FAMILIES[family]
+    model = model_class(config_class(backbone="regnetx_002", neck_channels=16, skeleton="crowdpose"))
+    keypoints = torch.zeros(2, people, 14, 3)
+    if people:
+        keypoints[:, :, :, 0] = torch.linspace(8, 56, 14)
+        keypoints[:, :, :, 1] = torch.linspace(4, 60, 14)
+        keypoints[:, 1, :, 0] += 5
+        keypoints[..., 2] = 2
+    model(pixel_values=torch.randn(2, 3, 64, 64), keypoints=keypoints).loss.backward()
+    assert [name for name, parameter in model.named_parameters() if parameter.grad is None] == []

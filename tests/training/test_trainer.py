@@ -1,3 +1,4 @@
+import logging
 import math
 
 import pytest
@@ -157,3 +158,21 @@ def test_trainer_refuses_a_processor_that_decodes_otherwise_than_the_model(tmp_p
     args = SemiPoseTrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True)
     with pytest.raises(ValueError, match=r"grouping_order=\[0, 1, 2, .*\] but the model config has \[12, 13, 0, 1,"):
         SemiPoseTrainer(model=model, args=args, processing_class=PoseImageProcessor(size=64))
+
+
+def test_latest_starts_fresh_then_saves_quietly_and_predictions_rotate(
+    tiny_dataset_dir, tmp_path, capfd, caplog
+):
+    trainer = make_trainer(tiny_dataset_dir, tmp_path, max_steps=4, eval_strategy="steps", eval_steps=1,
+                           save_strategy="steps", save_steps=2, save_total_limit=1)
+    with pytest.raises(ValueError, match="resume_from_checkpoint=True: no complete checkpoint in"):
+        trainer.resolve_checkpoint(True)  # True insists, as transformers does
+    with caplog.at_level(logging.INFO, logger="semipose.training.trainer"):
+        trainer.train(resume_from_checkpoint="latest")
+    assert f"resume_from_checkpoint='latest': no complete checkpoint in {tmp_path} yet, starting fresh." in [
+        record.getMessage() for record in caplog.records]
+    assert trainer.state.global_step == 4
+    assert "Writing model shards" not in capfd.readouterr().err  # transformers' bar, once per checkpoint
+    assert [path.name for path in tmp_path.glob("checkpoint-*")] == ["checkpoint-4"]
+    assert [path.name for path in tmp_path.glob("predictions_step*.json")] == ["predictions_step4.json"]
+    assert trainer.resolve_checkpoint("latest") == str(tmp_path / "checkpoint-4")

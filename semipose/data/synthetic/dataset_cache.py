@@ -18,6 +18,8 @@ from .config import GENERATOR_VERSION, SyntheticConfig
 from .scene import SPLITS
 
 _RECORD_FILE = "synthetic_config.json"
+SYNTHETIC_LICENSE = "apache-2.0"
+"""The dataset card's license: the images are rendered by semipose, from nothing but its own code."""
 
 
 def synthetic_dataset_dir(
@@ -97,7 +99,7 @@ def prepare_synthetic_dataset(
     prepare_dataset_folder(
         annotations["train"], source / "images", annotations["val"], source / "images", output_dir,
         skeleton=config.skeleton, seed=config.seed, ratios=ratios, embed_images=embed_images,
-        overwrite=True, show_progress=show_progress,
+        overwrite=True, show_progress=show_progress, license=SYNTHETIC_LICENSE,
     )
     (source / _RECORD_FILE).write_text(json.dumps({**record, "complete": True}, indent=2))
     return output_dir
