@@ -98,41 +98,48 @@ SELECTION_RULE = ("semi is compared with each supervised augmentation (paired by
                   "difference, against the variant with the higher mean AP, and the target needs both")
 
 
-def store_for(regime: Regime, image_size: int, extra_args: list[str]) -> RunStore:
+def store_for(args, regime: Regime, image_size: int) -> RunStore:
+    """The runs of `regime` at `image_size` with the extra main-job arguments (the pilot's and the grid's)."""
     settings = {"regime": regime.name, "image_size": image_size, "data_flags": regime.main_job_flags(image_size),
-                "extra_args": extra_args}
-    return RunStore(RESULTS / f"{regime.output_stem}_runs", settings)
+                "extra_args": args.main_job_args}
+    return RunStore(Path(args.runs_dir or RESULTS / f"{regime.output_stem}_runs"), settings)
 
 
 def train_pending(tasks: list[tuple[RunStore, Cell]], steps: int, args, on_finished) -> list[str]:
     """Train the tasks whose run is not in their store yet, `--jobs` at a time; returns the failures."""
     pending = [(store, cell) for store, cell in tasks if store.load(cell, steps) is None]
     print(f"{len(tasks) - len(pending)} of {len(tasks)} runs already finished; training {len(pending)}.", flush=True)
-    plan, failures = schedule(steps), []
-    with tempfile.TemporaryDirectory(prefix="bench_ssl_") as work_dir, \
-            ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {
-            pool.submit(run_cell, cell, plan, store.settings["data_flags"], store.settings["extra_args"],
-                        args.cache_dir, Path(work_dir)): (store, cell)
-            for store, cell in pending
-        }
-        for future in as_completed(futures):
-            store, cell = futures[future]
-            try:
-                store.save(cell, steps, future.result())
-            except RuntimeError as error:  # the others go on; a rerun retries this one
-                failures.append(str(error))
-                print(error, flush=True)
-                continue
-            on_finished()
+    plan, failures = schedule(steps, args.main_job_args), []
+    pool = ThreadPoolExecutor(max_workers=max(1, args.jobs))
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench_ssl_") as work_dir:
+            futures = {
+                pool.submit(run_cell, cell, plan, store.settings["data_flags"], store.settings["extra_args"],
+                            args.cache_dir, Path(work_dir)): (store, cell)
+                for store, cell in pending
+            }
+            for future in as_completed(futures):
+                store, cell = futures[future]
+                try:
+                    store.save(cell, steps, future.result())
+                except RuntimeError as error:  # the others go on; a rerun retries this one
+                    failures.append(str(error))
+                    print(error, flush=True)
+                    continue
+                on_finished()
+    finally:  # interrupted: the queued runs are dropped, not started
+        pool.shutdown(wait=True, cancel_futures=True)
     return failures
 
 
 def _relative(path: Path) -> str:
-    return str(path.resolve().relative_to(REPO))
+    """`path` from the repository root when inside it (results stay portable), else as it is."""
+    path = path.resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
 
 
-def write_grid_report(stem: Path, store: RunStore, cells: list[Cell], dataset_folder: Path, context: dict) -> None:
+def write_grid_report(stem: Path, store: RunStore, cells: list[Cell], dataset_folder: Path, figure_path: Path,
+                      context: dict) -> None:
     """`{stem}.json/.md/.png` from the finished runs among `cells`, and the pseudo-people figure."""
     runs = store.finished(cells, context["steps"])
     families = [family for family in context["families"] if any(run["family"] == family for run in runs)]
@@ -158,7 +165,7 @@ def write_grid_report(stem: Path, store: RunStore, cells: list[Cell], dataset_fo
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2))
     stem.with_suffix(".md").write_text("\n".join(tables) + footer)
     plot(summary, families, configs, stem.with_suffix(".png"))
-    figure = save_pseudo_people_figure(runs, dataset_folder, FIGURES / f"{stem.name}_pseudo_people.png")
+    figure = save_pseudo_people_figure(runs, dataset_folder, figure_path)
     print(f"wrote {stem}.json/.md/.png" + (f" and {figure}" if figure else ""), flush=True)
 
 
@@ -172,7 +179,7 @@ def grid_cells(args) -> list[Cell]:
 def run_grid(args, regime: Regime) -> list[str]:
     """Train the grid's missing runs, rewriting the report after each; returns the failures."""
     size = args.image_size or regime.image_size
-    store = store_for(regime, size, args.main_job_args)
+    store = store_for(args, regime, size)
     folder, data_args = prepare_regime_data(regime, size, args.cache_dir)
     cells = grid_cells(args)
     context = {"machine": machine_info(transformers), "regime": regime.name, "image_size": size,
@@ -180,10 +187,12 @@ def run_grid(args, regime: Regime) -> list[str]:
                "configs": args.configs, "main_job_args": args.main_job_args,
                "data": data_record(regime, folder, data_args)}
     stem = Path(args.output or RESULTS / (f"{regime.output_stem}_quick" if args.quick else regime.output_stem))
+    figure_path = stem.with_name(f"{stem.name}_pseudo_people.png") if args.output else (
+        FIGURES / f"{stem.name}_pseudo_people.png")
     start = time.perf_counter()
 
     def report() -> None:
-        write_grid_report(stem, store, cells, folder, {**context, "start": start})
+        write_grid_report(stem, store, cells, folder, figure_path, {**context, "start": start})
 
     failures = [] if args.report else train_pending([(store, cell) for cell in cells], args.steps, args, report)
     report()
@@ -193,7 +202,7 @@ def run_grid(args, regime: Regime) -> list[str]:
 def run_pilot(args, regime: Regime) -> list[str]:
     """Supervised 5% and 100% at each candidate size, both families; the pilot report after every run."""
     sizes = sorted(args.image_sizes or PILOT_IMAGE_SIZES)
-    stores = {size: store_for(regime, size, args.main_job_args) for size in sizes}
+    stores = {size: store_for(args, regime, size) for size in sizes}
     data = {size: data_record(regime, *prepare_regime_data(regime, size, args.cache_dir)) for size in sizes}
     cells = pilot_cells(args.families, args.seeds)
     stem = Path(args.output or RESULTS / f"{regime.output_stem}_pilot")
@@ -220,7 +229,7 @@ def measure_timing(args, regime: Regime, size: int) -> dict:
     prepare_regime_data(regime, size, args.cache_dir)
     seconds = {}
     with tempfile.TemporaryDirectory(prefix="bench_ssl_timing_") as folder:
-        measure = RunStore(Path(folder), store_for(regime, size, args.main_job_args).settings)
+        measure = RunStore(Path(folder), store_for(args, regime, size).settings)
         cells = timing_cells(args.families)
         for steps in MEASURE_STEPS:
             train_pending([(measure, cell) for cell in cells], steps, args, lambda: None)
@@ -232,7 +241,7 @@ def measure_timing(args, regime: Regime, size: int) -> dict:
 def dry_run(args, regime: Regime) -> None:
     """Print the grid's cells and its estimated wall time; with --measure, time short runs first."""
     size = args.image_size or regime.image_size
-    store = store_for(regime, size, args.main_job_args)
+    store = store_for(args, regime, size)
     timing_file = store.folder / TIMING_FILE
     if args.measure:
         timing = measure_timing(args, regime, size)
@@ -265,7 +274,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--cache_dir", default=str(Path.home() / ".cache" / "semipose"), help="Synthetic data cache.")
     parser.add_argument("--main_job_args", type=shlex.split, default=[],
                         help="Extra flags for every run, e.g. '--bf16 true' (part of the run store's key).")
-    parser.add_argument("--output", default=None, help="Output stem (default benchmarks/results/<regime stem>).")
+    parser.add_argument("--output", default=None, help="Output stem (default benchmarks/results/<regime stem>); "
+                        "the figure goes beside it (default docs/images/).")
+    parser.add_argument("--runs_dir", default=None, help="The run store (default benchmarks/results/<stem>_runs).")
     args = parser.parse_args()
     regime = REGIMES[args.regime]
     args.families = tuple(args.families or (("center_offset",) if args.quick else FAMILIES))

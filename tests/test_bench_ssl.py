@@ -1,6 +1,7 @@
 """bench_ssl's arithmetic: which supervised baseline counts, the gaps the README reports, the paired
 confidence intervals, and the bookkeeping that lets a grid continue where it stopped."""
 
+import argparse
 import json
 import math
 from dataclasses import asdict
@@ -192,7 +193,7 @@ def test_a_rerun_trains_only_the_missing_cells(tmp_path, monkeypatch):
     store = RunStore(tmp_path, {"image_size": 64, "data_flags": [], "extra_args": []})
     cells = [Cell("center_offset", "ratio_5", "semi", "light", seed) for seed in range(3)]
     store.save(cells[0], 100, {"seconds": 5.0})
-    args = type("Args", (), {"jobs": 2, "cache_dir": str(tmp_path)})
+    args = argparse.Namespace(jobs=2, cache_dir=str(tmp_path), main_job_args=[])
     finished = []
     failures = bench_ssl.train_pending([(store, cell) for cell in cells], 100, args, lambda: finished.append(1))
     assert sorted(cell.seed for cell in trained) == [1, 2]

@@ -28,6 +28,7 @@ from __future__ import annotations
 import itertools
 import math
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,9 +109,9 @@ class Schedule:
         return max(1, self.steps // LOG_POINTS)
 
 
-def schedule(steps: int) -> Schedule:
-    """The schedule of the main job's burn-in and ramp-up for a run of `steps` optimizer steps."""
-    _, _, training_args = parse_arguments(["--max_steps", str(steps)])
+def schedule(steps: int, extra_args: Sequence[str] = ()) -> Schedule:
+    """The schedule of the main job's burn-in and ramp-up (as `extra_args` may set them) for `steps` steps."""
+    _, _, training_args = parse_arguments(["--max_steps", str(steps), *extra_args])
     burn_in = training_args.resolved_burn_in_steps(steps)
     ramp_end = burn_in + round(training_args.ramp_up_ratio * steps)
     if not 0 < burn_in < ramp_end <= steps:

@@ -54,14 +54,17 @@ def fit_timing(seconds: dict[tuple[str, str, int], float]) -> dict[str, dict[str
 
 
 def estimate_seconds(cells: list[Cell], steps: int, timing: dict, finished: list[dict]) -> list[float | None]:
-    """Seconds of each cell: the mean of finished runs of its (family, kind), else the fitted line, else None."""
+    """Seconds of each cell: its own if finished, else the mean of finished runs of its (family, kind), else
+    the fitted line, else None."""
+    own = {Cell.from_run(run): run["seconds"] for run in finished}
     measured: dict[tuple[str, str], list[float]] = {}
-    for run in finished:
-        cell = Cell.from_run(run)
-        measured.setdefault((cell.family, kind(cell)), []).append(run["seconds"])
+    for cell, seconds in own.items():
+        measured.setdefault((cell.family, kind(cell)), []).append(seconds)
     estimates = []
     for cell in cells:
-        if (cell.family, kind(cell)) in measured:
+        if cell in own:
+            estimates.append(own[cell])
+        elif (cell.family, kind(cell)) in measured:
             estimates.append(statistics.fmean(measured[(cell.family, kind(cell))]))
         elif cell.family in timing and kind(cell) in timing[cell.family]:
             line = timing[cell.family][kind(cell)]

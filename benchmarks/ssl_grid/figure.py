@@ -55,13 +55,14 @@ def _drawn(image, keypoints, skeleton, threshold: float):
 
 
 def save_pseudo_people_figure(runs: list[dict], dataset_folder: Path, path: Path) -> Path | None:
-    """Draw the figure of the module docstring to `path`; None (nothing written) if no run has snapshots."""
-    chosen = figure_runs(runs)
+    """Draw the figure of the module docstring to `path`; None (nothing written) if no run has snapshots
+    (or no hard-bin unlabeled image to show them on)."""
+    chosen = [run for run in figure_runs(runs) if run["diagnostics"]["teacher_snapshots"]["image_ids"]]
     if not chosen:
         return None
     skeleton = get_skeleton(read_dataset_metadata(dataset_folder)["skeleton"])
     truth = load_pose_dataset(dataset_folder, "full", "labeled")  # every training image, annotated
-    index_of = {image_id: index for index, image_id in enumerate(truth["image_id"])}
+    index_of = {image_id: index for index, image_id in enumerate(list(truth["image_id"]))}
     rows = [(run, position, image_id) for run in chosen
             for position, image_id in enumerate(run["diagnostics"]["teacher_snapshots"]["image_ids"])]
     columns = 1 + max(len(run["diagnostics"]["teacher_snapshots"]["snapshots"]) for run in chosen)
@@ -86,6 +87,6 @@ def save_pseudo_people_figure(runs: list[dict], dataset_folder: Path, path: Path
                     "next to the ground truth the student never sees", fontsize=8)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
+    figure.savefig(path, dpi=80)
     plt.close(figure)
     return path

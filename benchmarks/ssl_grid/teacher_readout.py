@@ -34,7 +34,7 @@ from semipose.training.trainer import TEACHER_DIR
 from .regimes import CROWD_BINS
 
 CURVE_THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6)
-FIGURE_IMAGES = 4
+FIGURE_IMAGES = 3
 
 
 def load_teacher(run_dir: Path, step: int) -> PoseEstimator:
@@ -78,8 +78,8 @@ def _subset(ground_truth: dict[str, Any], people: list[tuple], image_ids: set[in
 def crowded_unlabeled_rows(folder: Path, config: str, count: int):
     """The first `count` unlabeled images of `config` in the hard crowd bin (all of them if fewer)."""
     unlabeled = load_pose_dataset(folder, config, "unlabeled")
-    crowd = unlabeled["crowd_index"]
-    hard = [index for index, value in enumerate(crowd) if value is not None and value >= CROWD_INDEX_THRESHOLDS[1]]
+    hard_from = CROWD_INDEX_THRESHOLDS[1]
+    hard = [index for index, value in enumerate(unlabeled["crowd_index"]) if value is not None and value >= hard_from]
     return unlabeled.select(hard[:count])
 
 
@@ -99,7 +99,7 @@ def read_teacher(run_dir: Path, folder: Path, config: str, snapshot_steps: list[
     ground_truth = ground_truth_from_rows(validation.remove_columns("image"), skeleton)
     final_teacher = load_teacher(run_dir, snapshot_steps[-1])
     estimates = final_teacher.predict(list(validation["image"]))
-    people = people_from_pose_estimates(validation["image_id"], estimates)
+    people = people_from_pose_estimates(list(validation["image_id"]), estimates)
     crowded = crowded_unlabeled_rows(folder, config, figure_images)
     images = list(crowded["image"])
     snapshots = []
@@ -110,7 +110,7 @@ def read_teacher(run_dir: Path, folder: Path, config: str, snapshot_steps: list[
     return {
         "person_threshold": person_threshold, "keypoint_threshold": keypoint_threshold,
         "pseudo_label_curves": pseudo_label_curves(ground_truth, people, skeleton, keypoint_threshold),
-        "teacher_snapshots": {"image_ids": crowded["image_id"], "snapshots": snapshots},
+        "teacher_snapshots": {"image_ids": list(crowded["image_id"]), "snapshots": snapshots},
     }
 
 
