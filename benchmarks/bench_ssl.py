@@ -36,7 +36,8 @@ recall per crowd bin, unsupervised vs supervised loss over training, teacher vs 
 Each finished run is written at once to `benchmarks/results/{stem}_runs/` (`ssl_grid.store`); a rerun
 with the same settings trains only what is missing, so a grid killed halfway (or split across
 sessions, e.g. with `--families`) continues. The report (`{stem}.json/.md/.png`) is rewritten after
-every run; the semi runs also draw `docs/images/{stem}_pseudo_people.png` (`ssl_grid.figure`).
+every run (with `{stem}_pseudo_label_curves.png`); the semi runs also draw
+`docs/images/{stem}_pseudo_people.png` (`ssl_grid.figure`).
 
 Usage:
 
@@ -81,6 +82,7 @@ from benchmarks.ssl_grid.report import (
     pilot_rows,
     pilot_table,
     plot,
+    plot_pseudo_label_curves,
     summarize,
 )
 from benchmarks.ssl_grid.runner import run_cell
@@ -110,9 +112,9 @@ def train_pending(tasks: list[tuple[RunStore, Cell]], steps: int, args, on_finis
     pending = [(store, cell) for store, cell in tasks if store.load(cell, steps) is None]
     print(f"{len(tasks) - len(pending)} of {len(tasks)} runs already finished; training {len(pending)}.", flush=True)
     plan, failures = schedule(steps, args.main_job_args), []
-    pool = ThreadPoolExecutor(max_workers=max(1, args.jobs))
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench_ssl_") as work_dir:
+    with tempfile.TemporaryDirectory(prefix="bench_ssl_") as work_dir:
+        pool = ThreadPoolExecutor(max_workers=max(1, args.jobs))
+        try:
             futures = {
                 pool.submit(run_cell, cell, plan, store.settings["data_flags"], store.settings["extra_args"],
                             args.cache_dir, Path(work_dir)): (store, cell)
@@ -127,8 +129,8 @@ def train_pending(tasks: list[tuple[RunStore, Cell]], steps: int, args, on_finis
                     print(error, flush=True)
                     continue
                 on_finished()
-    finally:  # interrupted: the queued runs are dropped, not started
-        pool.shutdown(wait=True, cancel_futures=True)
+        finally:  # interrupted: the queued runs are dropped, not started
+            pool.shutdown(wait=True, cancel_futures=True)
     return failures
 
 
@@ -165,6 +167,7 @@ def write_grid_report(stem: Path, store: RunStore, cells: list[Cell], dataset_fo
     stem.with_suffix(".json").write_text(json.dumps(result, indent=2))
     stem.with_suffix(".md").write_text("\n".join(tables) + footer)
     plot(summary, families, configs, stem.with_suffix(".png"))
+    plot_pseudo_label_curves(runs, families, configs, stem.with_name(f"{stem.name}_pseudo_label_curves.png"))
     figure = save_pseudo_people_figure(runs, dataset_folder, figure_path)
     print(f"wrote {stem}.json/.md/.png" + (f" and {figure}" if figure else ""), flush=True)
 

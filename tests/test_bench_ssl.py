@@ -286,3 +286,12 @@ def test_validation_is_described_per_crowd_bin(tmp_path):
     assert described["images"] == 12 and described["images_per_crowd_bin"] == expected
     people = sum(int((scene.areas > 0).sum()) for scene in scenes)  # figures with pixels in the frame
     assert described["people_per_image"] == round(people / 12, 3)
+
+
+@pytest.mark.parametrize("module", ["cells", "regimes", "estimate", "paired"])
+def test_docstring_examples_run(module):
+    import doctest
+    import importlib
+
+    results = doctest.testmod(importlib.import_module(f"benchmarks.ssl_grid.{module}"))
+    assert results.attempted > 0 and results.failed == 0

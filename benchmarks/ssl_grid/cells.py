@@ -20,6 +20,7 @@ Example:
 ['consistency', 'semi', 'supervised (light)', 'supervised (strong)', 'supervised (light)']
 >>> schedule(1000).snapshot_steps, schedule(1000).eval_steps
 ((400, 500, 1000), 200)
+
 ```
 """
 

@@ -17,6 +17,7 @@ Example:
 >>> regime = REGIMES["crowd"]
 >>> regime.main_job_flags(128)[:4]
 ['--synthetic_image_size', '128', '--input_size', '128']
+
 ```
 """
 

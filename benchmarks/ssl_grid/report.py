@@ -358,6 +358,38 @@ def plot(summary: dict, families, configs, path: Path) -> None:
     plt.close(figure)
 
 
+def plot_pseudo_label_curves(runs: list[dict], families, configs, path: Path) -> bool:
+    """Precision against recall of the final teachers' pseudo people per crowd bin (mean over the semi runs),
+    one panel per family and label ratio, a marker per person threshold; False (nothing drawn) without curves."""
+    panels = [(family, config, [run["diagnostics"]["pseudo_label_curves"] for run in runs
+                                if (run["family"], run["dataset_config"], run["mode"]) == (family, config, "semi")
+                                and "pseudo_label_curves" in run.get("diagnostics", {})])
+              for family, config in itertools.product(families, configs)]
+    panels = [panel for panel in panels if panel[2]]
+    if not panels:
+        return False
+    figure, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.6), squeeze=False)
+    for axis, (family, config, curves) in zip(axes[0], panels):
+        for name, color in zip(("all", *CROWD_BINS), ("k", "tab:green", "tab:orange", "tab:red")):
+            if not all(name in curve for curve in curves):
+                continue
+            points = range(len(curves[0][name]))
+            recall = [statistics.fmean(curve[name][index]["recall"] for curve in curves) for index in points]
+            precision = [statistics.fmean(curve[name][index]["precision"] for curve in curves) for index in points]
+            axis.plot(recall, precision, marker="o", markersize=3, color=color, label=name)
+        axis.set_title(f"{family}, {LABEL_PERCENT[config]}% ({len(curves)} runs)", fontsize=9)
+        axis.set_xlabel("recall (OKS 0.5)")
+        axis.set_xlim(0, 1)
+        axis.set_ylim(0, 1)
+        axis.grid(alpha=0.3)
+    axes[0][0].set_ylabel("precision")
+    axes[0][-1].legend(fontsize=8, title="crowd bin", title_fontsize=8)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return True
+
+
 # -------------------------------------------------------------------------------------------- pilot
 
 
