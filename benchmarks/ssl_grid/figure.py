@@ -6,10 +6,10 @@ This draws, per family, the run at the fewest labels and the lowest seed: one ro
 ground truth first (the student never sees it: these images are unlabeled in training), then the
 teacher's pseudo people at each snapshot with the number of people kept.
 
-Example:
+Illustration (not run: needs semi run records and their dataset folder):
 
 ```python
->>> save_pseudo_people_figure(runs, dataset_folder, Path("docs/images/bench_ssl_crowd_pseudo_people.png"))
+save_pseudo_people_figure(runs, dataset_folder, Path("docs/images/bench_ssl_crowd_pseudo_people.png"))
 ```
 """
 

@@ -6,12 +6,12 @@ both: every variant's mean difference at or above the target and its interval ab
 `semi_minus_supervised` is the smaller of the two, against the variant with the higher mean AP;
 picking that variant on the reported split can only make the baseline look better, never semi.
 
-Example:
+Illustration (not run: needs run records, e.g. `RunStore.finished`):
 
 ```python
->>> summary = summarize(runs)
->>> rows = comparisons(summary, ("center_offset",), ("ratio_5",))
->>> rows[0]["semi_minus_supervised"], rows[0]["semi_minus_supervised_ci"]
+summary = summarize(runs)
+rows = comparisons(summary, ("center_offset",), ("ratio_5",))
+rows[0]["semi_minus_supervised"], rows[0]["semi_minus_supervised_ci"]  # mean, [low, high]
 ```
 """
 

@@ -6,12 +6,11 @@ what they are) and one `{cell}-{steps}steps.json` per finished run, written atom
 ends. A rerun with the same settings finds them and trains only the cells still missing; the pilot
 and the grid share a folder, so the pilot's runs count in the grid at the same resolution and steps.
 
-Example:
+Illustration (not run: reads the results folder):
 
 ```python
->>> store = RunStore(Path("benchmarks/results/bench_ssl_crowd_runs"), {"regime": "crowd", "image_size": 96})
->>> store.load(cell, steps=1000) is None  # not trained yet
-True
+store = RunStore(Path("benchmarks/results/bench_ssl_crowd_runs"), {"regime": "crowd", "image_size": 96})
+store.load(cell, steps=1000)  # None until the cell has finished
 ```
 """
 
