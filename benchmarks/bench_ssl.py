@@ -2,329 +2,306 @@
 
 Every cell is one run of the main job (`examples/run_semi_pose.py`, one process, one torch thread,
 `--jobs` runs side by side) with the same steps, batch size (B labeled, plus B unlabeled for the
-semi-supervised modes), learning rate and schedule; only the mode, the labeled split and the
-labeled images' augmentation differ. Validation AP is the student's (CrowdPose OKS AP on the 300
-validation images), read from the run's `final_metrics.json`; the teacher's AP is recorded too.
-Seeds change the network's initialization and the random views; the labeled subsets are the
-dataset's fixed, nested ones.
+semi-supervised modes), learning rate and schedule; only the mode, the labeled split, the labeled
+images' augmentation and the seed differ. Validation AP is the student's (CrowdPose OKS AP, with
+AP(E) / AP(M) / AP(H) per crowd bin), read from the run's `final_metrics.json`; the teacher's AP
+is recorded too. Seeds change the network's initialization and the random views; the labeled
+subsets are the dataset's fixed, nested ones. `--regime` picks the data (`ssl_grid.regimes`):
+`default`, the main job's 64 px scenes of 1-2 people, or `crowd`, 96 px scenes of 2-6 overlapping
+people spread over the easy / medium / hard crowd bins (the result json records how many
+validation images fall in each).
 
 Modes and the honest baselines:
 
 - `supervised`, once with light and once with strong labeled augmentation (strong = the semi
-  student's strong view: rotation 30, scale .75-1.25, color jitter, cutout, joint cutout); the
-  comparison uses the better of the two by mean validation AP, chosen per family and label ratio.
+  student's strong view: rotation 30, scale .75-1.25, color jitter, cutout, joint cutout).
 - `consistency` and `semi` train on light labeled views and strong unlabeled views (the main job's
-  defaults: burn-in 40%, EMA .995, ramp-up 10%, keypoint threshold .3). The teacher's person-score
-  threshold is set per family from the precision/recall curve of a pilot run on validation (the
-  curve this script also records for every `semi` run): .2 for center_offset, whose scores are low
-  (at .3 it kept 21% of the people at precision .87; at .2, 36% at .81), and .4 for
-  associative_embedding, whose grouping splits people into fragments (precision .37 at .3, .47 at .4).
+  defaults: burn-in 40%, EMA .995, ramp-up 10%, keypoint threshold .3), with the teacher's person
+  threshold per family (`ssl_grid.cells.PSEUDO_PERSON_THRESHOLD`).
 - The ceiling is `supervised` on 100% labels with light augmentation (with all labels, strong
   augmentation lost 13 AP in a pilot, AP .229 against .356 at 3000 steps and one seed, so light is the
-  stronger ceiling and the gap below is, if anything, understated); the gap between it and the best
-  `supervised` run at 5% shows whether labels limit the model at this budget (target >= 15 AP).
+  stronger ceiling and the gap below is, if anything, understated); the gap between it and the better
+  supervised run at 5% shows whether labels limit the model at this budget (>= 15 AP).
 
-Targets at 5% labels, mean over seeds: `semi` - best `supervised` >= +5 AP, `semi` - `consistency`
->= +2 AP. Outputs `benchmarks/results/bench_ssl{,_quick}.{json,md,png}`.
+Selection rule: no choice is made on the reported split in semi's favor. Which supervised
+augmentation is better is not known in advance, so semi is compared with each (paired by seed, a
+90% t interval over >= 3 seeds, `ssl_grid.paired`), and "semi beats the best supervised" holds only
+if it beats both: each mean difference >= the target and each interval above 0. The headline
+number is the smaller difference, against the variant with the higher mean AP; choosing that on
+validation can only favor the baseline.
+
+Targets at 5% and 10% labels, means over seeds: semi - best supervised >= +5 AP, semi - consistency
+>= +2 AP, both with the 90% CI above 0, and (crowd) the hard bin gaining at least as much as the easy
+one. For a failed claim each run records the diagnostics (`ssl_grid.runner`): pseudo-label precision /
+recall per crowd bin, unsupervised vs supervised loss over training, teacher vs student AP over time.
+
+Each finished run is written at once to `benchmarks/results/{stem}_runs/` (`ssl_grid.store`); a rerun
+with the same settings trains only what is missing, so a grid killed halfway (or split across
+sessions, e.g. with `--families`) continues. The report (`{stem}.json/.md/.png`) is rewritten after
+every run (with `{stem}_pseudo_label_curves.png`); the semi runs also draw
+`docs/images/{stem}_pseudo_people.png` (`ssl_grid.figure`).
 
 Usage:
 
 ```bash
-python -m benchmarks.bench_ssl            # 2 families x (5%, 10%) x 4 variants x 2 seeds + ceilings: 36 runs
-python -m benchmarks.bench_ssl --quick    # one family, 5% labels, one seed, fewer steps: a smoke check
+python -m benchmarks.bench_ssl --regime crowd --pilot              # is it label-bound? 96 and 128 px, both families
+python -m benchmarks.bench_ssl --regime crowd --measure --dry-run  # seconds per step -> cell list and wall time
+python -m benchmarks.bench_ssl --regime crowd --image_size 96 --steps 1000   # the grid: 54 runs, 3 seeds
+python -m benchmarks.bench_ssl --regime crowd --report             # tables, plot, figure from finished runs
+python -m benchmarks.bench_ssl                                     # the default regime's grid
+python -m benchmarks.bench_ssl --quick                             # one family, 5%, one seed, 400 steps
 ```
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import os
-import statistics
-import subprocess
-import sys
+import shlex
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-import matplotlib
-import numpy as np
 import transformers
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from benchmarks.machine_info import machine_info  # noqa: E402
-from semipose.data.dataset_folder import load_pose_dataset, read_dataset_metadata  # noqa: E402
-from semipose.evaluation import ground_truth_from_rows  # noqa: E402
-from semipose.evaluation.pseudo_label_quality import pseudo_label_quality  # noqa: E402
-from semipose.training import SemiPoseTrainingArguments  # noqa: E402
-from semipose.training.recipe import DataArguments, resolve_dataset_folder  # noqa: E402
+from benchmarks.machine_info import machine_info
+from benchmarks.ssl_grid.cells import Cell, grid, pilot_cells, schedule
+from benchmarks.ssl_grid.estimate import MEASURE_STEPS, dry_run_text, estimate_seconds, fit_timing, kind, timing_cells
+from benchmarks.ssl_grid.figure import save_pseudo_people_figure
+from benchmarks.ssl_grid.paired import METHOD
+from benchmarks.ssl_grid.regimes import REGIMES, Regime, data_record, prepare_regime_data
+from benchmarks.ssl_grid.report import (
+    TARGETS,
+    bins_table,
+    chosen_image_size,
+    comparisons,
+    curve_table,
+    diagnostics_table,
+    markdown_table,
+    paired_table,
+    pilot_rows,
+    pilot_table,
+    plot,
+    plot_pseudo_label_curves,
+    summarize,
+)
+from benchmarks.ssl_grid.runner import run_cell
+from benchmarks.ssl_grid.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
-
-LABEL_PERCENT = {"ratio_1": 1, "ratio_5": 5, "ratio_10": 10, "full": 100}
-MODES = ("supervised", "consistency", "semi")
-PSEUDO_PERSON_THRESHOLD = {"center_offset": 0.2, "associative_embedding": 0.4}
-CURVE_THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.6)
-TARGETS = {"label_bound_gap": 0.15, "semi_minus_supervised": 0.05, "semi_minus_consistency": 0.02}
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One training run of the grid."""
-
-    family: str
-    dataset_config: str
-    mode: str
-    augmentation: str
-    seed: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.family}-{self.dataset_config}-{self.mode}-{self.augmentation}-seed{self.seed}"
-
-    @property
-    def variant(self) -> str:
-        """Mode plus, for supervised runs, the augmentation they were trained with."""
-        return f"supervised ({self.augmentation})" if self.mode == "supervised" else self.mode
+RESULTS = REPO / "benchmarks" / "results"
+FIGURES = REPO / "docs" / "images"
+TIMING_FILE = "timing.json"
+FAMILIES = ("center_offset", "associative_embedding")
+CONFIGS = ("ratio_5", "ratio_10")
+SEEDS = (0, 1, 2)
+PILOT_IMAGE_SIZES = (96, 128)
+SELECTION_RULE = ("semi is compared with each supervised augmentation (paired by seed); the headline is the smaller "
+                  "difference, against the variant with the higher mean AP, and the target needs both")
 
 
-def grid(families, configs, seeds) -> list[Cell]:
-    """Every mode at every ratio, both supervised augmentations, plus the 100% ceiling (light)."""
-    cells = []
-    for family, seed in itertools.product(families, seeds):
-        for config in configs:
-            cells += [Cell(family, config, "supervised", augmentation, seed) for augmentation in ("light", "strong")]
-            cells += [Cell(family, config, mode, "light", seed) for mode in ("consistency", "semi")]
-        cells.append(Cell(family, "full", "supervised", "light", seed))
-    # Slowest first, so the last runs to finish are short ones and the workers stay busy.
-    return sorted(cells, key=lambda cell: cell.mode == "supervised")
+def store_for(args, regime: Regime, image_size: int) -> RunStore:
+    """The runs of `regime` at `image_size` with the extra main-job arguments (the pilot's and the grid's)."""
+    settings = {"regime": regime.name, "image_size": image_size, "data_flags": regime.main_job_flags(image_size),
+                "extra_args": args.main_job_args}
+    return RunStore(Path(args.runs_dir or RESULTS / f"{regime.output_stem}_runs"), settings)
 
 
-def run_cell(cell: Cell, steps: int, cache_dir: str, work_dir: Path) -> dict:
-    """Train one cell in a subprocess and return its validation metrics and wall time."""
-    output_dir = work_dir / cell.name
-    command = [
-        sys.executable, str(REPO / "examples" / "run_semi_pose.py"),
-        "--model_family", cell.family, "--ssl_mode", cell.mode, "--labeled_augmentation", cell.augmentation,
-        "--dataset_config", cell.dataset_config, "--seed", str(cell.seed), "--max_steps", str(steps),
-        "--pseudo_person_threshold", str(PSEUDO_PERSON_THRESHOLD[cell.family]),
-        "--cache_dir", cache_dir, "--output_dir", str(output_dir),
-        "--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none",
-        "--logging_steps", str(max(1, steps // 10)), "--dataloader_num_workers", "1", "--disable_tqdm", "true",
-    ]
-    environment = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+def train_pending(tasks: list[tuple[RunStore, Cell]], steps: int, args, on_finished) -> list[str]:
+    """Train the tasks whose run is not in their store yet, `--jobs` at a time; returns the failures."""
+    pending = [(store, cell) for store, cell in tasks if store.load(cell, steps) is None]
+    print(f"{len(tasks) - len(pending)} of {len(tasks)} runs already finished; training {len(pending)}.", flush=True)
+    plan, failures = schedule(steps, args.main_job_args), []
+    with tempfile.TemporaryDirectory(prefix="bench_ssl_") as work_dir:
+        pool = ThreadPoolExecutor(max_workers=max(1, args.jobs))
+        try:
+            futures = {
+                pool.submit(run_cell, cell, plan, store.settings["data_flags"], store.settings["extra_args"],
+                            args.cache_dir, Path(work_dir)): (store, cell)
+                for store, cell in pending
+            }
+            for future in as_completed(futures):
+                store, cell = futures[future]
+                try:
+                    store.save(cell, steps, future.result())
+                except RuntimeError as error:  # the others go on; a rerun retries this one
+                    failures.append(str(error))
+                    print(error, flush=True)
+                    continue
+                on_finished()
+        finally:  # interrupted: the queued runs are dropped, not started
+            pool.shutdown(wait=True, cancel_futures=True)
+    return failures
+
+
+def _relative(path: Path) -> str:
+    """`path` from the repository root when inside it (results stay portable), else as it is."""
+    path = path.resolve()
+    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
+def write_grid_report(stem: Path, store: RunStore, cells: list[Cell], dataset_folder: Path, figure_path: Path,
+                      context: dict) -> None:
+    """`{stem}.json/.md/.png` from the finished runs among `cells`, and the pseudo-people figure."""
+    runs = store.finished(cells, context["steps"])
+    families = [family for family in context["families"] if any(run["family"] == family for run in runs)]
+    if not runs:
+        return
+    configs, steps = context["configs"], context["steps"]
+    summary = summarize(runs)
+    rows = comparisons(summary, families, configs)
+    tables = [markdown_table(summary, rows, families, configs, steps), bins_table(summary, families, configs),
+              paired_table(rows), curve_table(runs, families, configs), diagnostics_table(runs, families, configs)]
+    run_minutes = sum(run["seconds"] for run in runs) / 60
+    wall_minutes = (time.perf_counter() - context.pop("start")) / 60
+    footer = (f"\n{len(runs)} of {len(cells)} runs finished: {run_minutes:.0f} run-minutes, "
+              f"{context['jobs']} at a time; this session {wall_minutes:.0f} min wall. Per-run records with "
+              f"diagnostics: {_relative(store.folder)}.\n")
+    result = {
+        **context, "total_minutes": round(wall_minutes, 1), "run_minutes": round(run_minutes, 1),
+        "confidence_interval": METHOD, "selection_rule": SELECTION_RULE, "targets": TARGETS,
+        "runs_folder": _relative(store.folder), "comparisons": rows,
+        "summary": [{"family": f, "dataset_config": c, "variant": v, **cell} for (f, c, v), cell in summary.items()],
+        "runs": [{key: value for key, value in run.items() if key != "diagnostics"} for run in runs],
+    }
+    stem.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    stem.with_suffix(".md").write_text("\n".join(tables) + footer)
+    plot(summary, families, configs, stem.with_suffix(".png"))
+    plot_pseudo_label_curves(runs, families, configs, stem.with_name(f"{stem.name}_pseudo_label_curves.png"))
+    figure = save_pseudo_people_figure(runs, dataset_folder, figure_path)
+    print(f"wrote {stem}.json/.md/.png" + (f" and {figure}" if figure else ""), flush=True)
+
+
+def grid_cells(args) -> list[Cell]:
+    cells = grid(args.families, args.configs, args.seeds)
+    if args.quick:
+        cells = [cell for cell in cells if cell.variant != "supervised (light)" or cell.dataset_config == "full"]
+    return cells
+
+
+def run_grid(args, regime: Regime) -> list[str]:
+    """Train the grid's missing runs, rewriting the report after each; returns the failures."""
+    size = args.image_size or regime.image_size
+    store = store_for(args, regime, size)
+    folder, data_args = prepare_regime_data(regime, size, args.cache_dir)
+    cells = grid_cells(args)
+    context = {"machine": machine_info(transformers), "regime": regime.name, "image_size": size,
+               "steps": args.steps, "seeds": args.seeds, "jobs": args.jobs, "families": args.families,
+               "configs": args.configs, "main_job_args": args.main_job_args,
+               "data": data_record(regime, folder, data_args)}
+    stem = Path(args.output or RESULTS / (f"{regime.output_stem}_quick" if args.quick else regime.output_stem))
+    figure_path = stem.with_name(f"{stem.name}_pseudo_people.png") if args.output else (
+        FIGURES / f"{stem.name}_pseudo_people.png")
     start = time.perf_counter()
-    completed = subprocess.run(command, env=environment, capture_output=True, text=True, cwd=REPO)
-    seconds = time.perf_counter() - start
-    if completed.returncode != 0:
-        raise RuntimeError(f"{cell.name} failed ({completed.returncode}):\n{completed.stderr[-3000:]}")
-    summary = json.loads((output_dir / "final_metrics.json").read_text())
-    metrics = summary["metrics"]
-    print(f"{cell.name}: AP {metrics['eval_AP']:.3f} in {seconds:.0f} s", flush=True)
-    run = {**asdict(cell), "variant": cell.variant, "seconds": round(seconds, 1), "metrics": metrics}
-    if cell.mode == "semi":
-        predictions = json.loads((output_dir / f"predictions_step{steps}.json").read_text())
-        run["pseudo_label_curve"] = pseudo_label_curve(predictions, summary["dataset"], cell.dataset_config)
-    return run
+
+    def report() -> None:
+        write_grid_report(stem, store, cells, folder, figure_path, {**context, "start": start})
+
+    failures = [] if args.report else train_pending([(store, cell) for cell in cells], args.steps, args, report)
+    report()
+    return failures
 
 
-def pseudo_label_curve(predictions: list[dict], dataset: str, config: str) -> list[dict]:
-    """Precision and recall at OKS 0.5 of the final student's validation people (about the teacher, which
-    trails it by the EMA) filtered like pseudo labels, per person-score threshold (keypoint threshold .3)."""
-    validation = load_pose_dataset(dataset, config, "validation").remove_columns("image")
-    skeleton = read_dataset_metadata(dataset)["skeleton"]
-    ground_truth = ground_truth_from_rows(validation, skeleton)
-    by_image = {image["id"]: [] for image in ground_truth["images"]}
-    for person in predictions:
-        by_image[person["image_id"]].append(person)
-    people = [
-        (image_id, np.array([p["keypoints"] for p in found]).reshape(len(found), -1, 3),
-         np.array([p["score"] for p in found]))
-        for image_id, found in by_image.items()
-    ]
-    curve = []
-    for threshold in CURVE_THRESHOLDS:
-        quality = pseudo_label_quality(
-            ground_truth, people, skeleton, person_threshold=threshold, keypoint_threshold=0.3
-        )
-        curve.append({"person_threshold": threshold, **{name: round(value, 4) for name, value in quality.items()}})
-    return curve
+def run_pilot(args, regime: Regime) -> list[str]:
+    """Supervised 5% and 100% at each candidate size, both families; the pilot report after every run."""
+    sizes = sorted(args.image_sizes or PILOT_IMAGE_SIZES)
+    stores = {size: store_for(args, regime, size) for size in sizes}
+    data = {size: data_record(regime, *prepare_regime_data(regime, size, args.cache_dir)) for size in sizes}
+    cells = pilot_cells(args.families, args.seeds)
+    stem = Path(args.output or RESULTS / f"{regime.output_stem}_pilot")
+
+    def report() -> None:
+        rows = pilot_rows({size: summarize(stores[size].finished(cells, args.steps)) for size in sizes},
+                          args.families)
+        result = {"machine": machine_info(transformers), "regime": regime.name, "steps": args.steps,
+                  "seeds": args.seeds, "main_job_args": args.main_job_args, "targets": TARGETS, "data": data,
+                  "rows": rows, "chosen_image_size": chosen_image_size(rows),
+                  "runs_folders": {size: _relative(store.folder) for size, store in stores.items()}}
+        stem.with_suffix(".json").write_text(json.dumps(result, indent=2))
+        stem.with_suffix(".md").write_text(pilot_table(rows, args.steps))
+
+    tasks = [(stores[size], cell) for size in sizes for cell in cells]
+    failures = [] if args.report else train_pending(tasks, args.steps, args, report)
+    report()
+    print(stem.with_suffix(".md").read_text())
+    return failures
 
 
-def summarize(runs: list[dict]) -> dict:
-    """Mean, spread (max - min) and count of student AP per (family, label ratio, variant)."""
-    groups: dict[tuple, list[float]] = {}
-    for run in runs:
-        groups.setdefault((run["family"], run["dataset_config"], run["variant"]), []).append(run["metrics"]["eval_AP"])
-    return {
-        key: {"mean": statistics.fmean(values), "spread": max(values) - min(values), "n": len(values)}
-        for key, values in groups.items()
-    }
+def measure_timing(args, regime: Regime, size: int) -> dict:
+    """Per family, a supervised and a semi run at each of `MEASURE_STEPS` (records not kept) -> `fit_timing`."""
+    prepare_regime_data(regime, size, args.cache_dir)
+    seconds = {}
+    with tempfile.TemporaryDirectory(prefix="bench_ssl_timing_") as folder:
+        measure = RunStore(Path(folder), store_for(args, regime, size).settings)
+        cells = timing_cells(args.families)
+        for steps in MEASURE_STEPS:
+            train_pending([(measure, cell) for cell in cells], steps, args, lambda: None)
+            seconds |= {(run["family"], kind(Cell.from_run(run)), steps): run["seconds"]
+                        for run in measure.finished(cells, steps)}
+    return fit_timing(seconds)
 
 
-def comparisons(summary: dict, families, configs) -> list[dict]:
-    """Per family and ratio: best supervised (chosen on validation), the gap to the ceiling and the targets."""
-    rows = []
-    for family, config in itertools.product(families, configs):
-        def mean(variant, ratio=config, family=family):
-            cell = summary.get((family, ratio, variant))
-            return None if cell is None else cell["mean"]
-
-        supervised = {aug: mean(f"supervised ({aug})") for aug in ("light", "strong")}
-        best_augmentation = max((aug for aug in supervised if supervised[aug] is not None), key=supervised.get)
-        best_supervised = supervised[best_augmentation]
-        ceiling = mean("supervised (light)", "full")
-        semi, consistency = mean("semi"), mean("consistency")
-        rows.append({
-            "family": family, "dataset_config": config, "best_supervised_augmentation": best_augmentation,
-            "best_supervised": best_supervised, "ceiling": ceiling,
-            "label_bound_gap": None if ceiling is None else ceiling - best_supervised,
-            "semi_minus_supervised": None if semi is None else semi - best_supervised,
-            "semi_minus_consistency": None if semi is None or consistency is None else semi - consistency,
-        })
-    return rows
+def dry_run(args, regime: Regime) -> None:
+    """Print the grid's cells and its estimated wall time; with --measure, time short runs first."""
+    size = args.image_size or regime.image_size
+    store = store_for(args, regime, size)
+    timing_file = store.folder / TIMING_FILE
+    if args.measure:
+        timing = measure_timing(args, regime, size)
+        store.folder.mkdir(parents=True, exist_ok=True)
+        timing_file.write_text(json.dumps(timing, indent=2))
+    else:
+        timing = json.loads(timing_file.read_text()) if timing_file.is_file() else {}
+    cells = grid_cells(args)
+    finished = store.finished(cells, args.steps)
+    estimates = estimate_seconds(cells, args.steps, timing, finished)
+    print(f"regime {regime.name}, {size} px, {args.steps} steps, seeds {args.seeds}; runs in {store.folder}")
+    print(dry_run_text(cells, {Cell.from_run(run) for run in finished}, estimates, args.jobs, timing))
 
 
-def _points(value: float | None) -> str:
-    return "-" if value is None else f"{100 * value:+.1f}"
-
-
-def markdown_table(summary: dict, rows: list[dict], families, configs, steps: int) -> str:
-    variants = ["supervised (light)", "supervised (strong)", "consistency", "semi"]
-    lines = [
-        f"Student CrowdPose AP x 100 on the synthetic validation split after {steps} steps: mean ± spread "
-        "(max - min) over seeds (n). Best supervised = the better augmentation by mean validation AP.",
-        "",
-        "| family | labels | " + " | ".join(variants) + " | ceiling (100%, light) | label-bound gap | "
-        "semi - best supervised | semi - consistency |",
-        "|---" * (len(variants) + 6) + "|",
-    ]
-    for row in rows:
-        family, config = row["family"], row["dataset_config"]
-        cells = []
-        for variant in variants:
-            cell = summary.get((family, config, variant))
-            cells.append(
-                "-" if cell is None else f"{100 * cell['mean']:.1f} ± {100 * cell['spread']:.1f} ({cell['n']})"
-            )
-        ceiling = "-" if row["ceiling"] is None else f"{100 * row['ceiling']:.1f}"
-        lines.append(
-            f"| {family} | {LABEL_PERCENT[config]}% | " + " | ".join(cells) + f" | {ceiling} | "
-            f"{_points(row['label_bound_gap'])} | {_points(row['semi_minus_supervised'])} | "
-            f"{_points(row['semi_minus_consistency'])} |"
-        )
-    lines += [
-        "",
-        "Targets at 5% labels: label-bound gap >= +15, semi - best supervised >= +5, semi - consistency >= +2.",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def curve_table(runs: list[dict], families) -> str:
-    """Mean pseudo-label precision / recall of the semi runs per family and person-score threshold."""
-    lines = [
-        "Pseudo-label filter on validation (final student's people, OKS 0.5), mean precision / recall over "
-        "the semi runs; the threshold used in training is marked *.",
-        "",
-        "| family | " + " | ".join(f"{threshold:g}" for threshold in CURVE_THRESHOLDS) + " |",
-        "|---" * (len(CURVE_THRESHOLDS) + 1) + "|",
-    ]
-    for family in families:
-        curves = [run["pseudo_label_curve"] for run in runs if run["family"] == family and "pseudo_label_curve" in run]
-        if not curves:
-            continue
-        cells = []
-        for index, threshold in enumerate(CURVE_THRESHOLDS):
-            precision = statistics.fmean(curve[index]["precision"] for curve in curves)
-            recall = statistics.fmean(curve[index]["recall"] for curve in curves)
-            mark = "*" if threshold == PSEUDO_PERSON_THRESHOLD[family] else ""
-            cells.append(f"{mark}{precision:.2f} / {recall:.2f}")
-        lines.append(f"| {family} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def plot(summary: dict, families, configs, path: Path) -> None:
-    """AP against label ratio (log axis), one line per mode, one panel per family; bars = min..max."""
-    figure, axes = plt.subplots(1, len(families), figsize=(5.5 * len(families), 4), squeeze=False, sharey=True)
-    variants = {
-        "supervised (light)": "tab:gray", "supervised (strong)": "k", "consistency": "tab:blue", "semi": "tab:red"
-    }
-    for axis, family in zip(axes[0], families):
-        for variant, color in variants.items():
-            ratios = list(configs) + (["full"] if variant.startswith("supervised") else [])
-            points = [
-                (LABEL_PERCENT[c], summary[(family, c, variant)]) for c in ratios if (family, c, variant) in summary
-            ]
-            if not points:
-                continue
-            x = [percent for percent, _ in points]
-            y = [100 * cell["mean"] for _, cell in points]
-            half = [50 * cell["spread"] for _, cell in points]
-            axis.errorbar(x, y, yerr=half, marker="o", capsize=3, color=color, label=variant)
-        axis.set_xscale("log")
-        axis.set_xticks(
-            [LABEL_PERCENT[c] for c in configs] + [100], [f"{LABEL_PERCENT[c]}%" for c in configs] + ["100%"]
-        )
-        axis.set_title(family)
-        axis.set_xlabel("labeled images")
-        axis.grid(alpha=0.3)
-    axes[0][0].set_ylabel("validation AP x 100")
-    axes[0][-1].legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--regime", choices=sorted(REGIMES), default="default", help="The data (ssl_grid.regimes).")
+    parser.add_argument("--pilot", action="store_true", help="Label-bound check: supervised 5%% vs 100%% per size.")
+    parser.add_argument("--dry-run", action="store_true", help="List the cells and estimate the wall time.")
+    parser.add_argument("--measure", action="store_true", help="With --dry-run: time short runs for the estimate.")
+    parser.add_argument("--report", action="store_true", help="Only rewrite the report from the finished runs.")
+    parser.add_argument("--quick", action="store_true", help="center_offset, 5%%, seed 0, 400 steps.")
+    parser.add_argument("--steps", type=int, default=None, help="Optimizer steps per run (default: the regime's).")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="Training seeds (default 0 1 2).")
+    parser.add_argument("--families", nargs="+", default=None, choices=FAMILIES, help="Default: both.")
+    parser.add_argument("--configs", nargs="+", default=None, choices=CONFIGS, help="Label ratios (default: both).")
+    parser.add_argument("--image_size", type=int, default=None, help="Image and input size of the grid.")
+    parser.add_argument("--image_sizes", type=int, nargs="+", default=None, help="The pilot's sizes (96 128).")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="Runs side by side, one thread each.")
+    parser.add_argument("--cache_dir", default=str(Path.home() / ".cache" / "semipose"), help="Synthetic data cache.")
+    parser.add_argument("--main_job_args", type=shlex.split, default=[],
+                        help="Extra flags for every run, e.g. '--bf16 true' (part of the run store's key).")
+    parser.add_argument("--output", default=None, help="Output stem (default benchmarks/results/<regime stem>); "
+                        "the figure goes beside it (default docs/images/).")
+    parser.add_argument("--runs_dir", default=None, help="The run store (default benchmarks/results/<stem>_runs).")
+    args = parser.parse_args()
+    regime = REGIMES[args.regime]
+    args.families = tuple(args.families or (("center_offset",) if args.quick else FAMILIES))
+    args.configs = tuple(args.configs or (("ratio_5",) if args.quick else CONFIGS))
+    args.seeds = list(args.seeds or ([0] if args.quick or args.pilot else SEEDS))
+    args.steps = args.steps or (400 if args.quick else regime.steps)
+    return args
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="center_offset, 5%%, seed 0, 400 steps.")
-    parser.add_argument("--steps", type=int, default=None, help="Optimizer steps per run (default 1500; quick 400).")
-    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="Training seeds (default 0 1; quick 0).")
-    parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="Runs side by side, one thread each.")
-    parser.add_argument("--cache_dir", default=str(Path.home() / ".cache" / "semipose"), help="Synthetic data cache.")
-    parser.add_argument("--output", default=None, help="Output stem (default benchmarks/results/bench_ssl[_quick]).")
-    args = parser.parse_args()
-
-    families = ("center_offset",) if args.quick else ("center_offset", "associative_embedding")
-    configs = ("ratio_5",) if args.quick else ("ratio_5", "ratio_10")
-    seeds = args.seeds or ([0] if args.quick else [0, 1])
-    steps = args.steps or (400 if args.quick else 1500)
-    cells = grid(families, configs, seeds)
-    if args.quick:
-        cells = [cell for cell in cells if cell.variant != "supervised (light)" or cell.dataset_config == "full"]
-    stem = Path(args.output or REPO / "benchmarks" / "results" / ("bench_ssl_quick" if args.quick else "bench_ssl"))
-    stem.parent.mkdir(parents=True, exist_ok=True)
-
-    info = machine_info(transformers)
+    args = parse_args()
+    regime = REGIMES[args.regime]
+    if args.dry_run:
+        dry_run(args, regime)
+        return
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="bench_ssl_") as work_dir:
-        # Generate the main job's synthetic dataset once, before the runs could race to write it.
-        resolve_dataset_folder(DataArguments(cache_dir=args.cache_dir), SemiPoseTrainingArguments(output_dir=work_dir))
-        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-            runs = list(pool.map(lambda cell: run_cell(cell, steps, args.cache_dir, Path(work_dir)), cells))
-    total_minutes = (time.perf_counter() - start) / 60
-
-    summary = summarize(runs)
-    rows = comparisons(summary, families, configs)
-    table = markdown_table(summary, rows, families, configs, steps) + "\n" + curve_table(runs, families)
-    result = {
-        "machine": info, "steps": steps, "seeds": seeds, "jobs": args.jobs, "total_minutes": round(total_minutes, 1),
-        "targets": TARGETS, "comparisons": rows,
-        "summary": [{"family": f, "dataset_config": c, "variant": v, **cell} for (f, c, v), cell in summary.items()],
-        "runs": runs,
-    }
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=2))
-    stem.with_suffix(".md").write_text(
-        table + f"\n{len(runs)} runs, {total_minutes:.0f} min wall, {args.jobs} at a time.\n"
-    )
-    plot(summary, families, configs, stem.with_suffix(".png"))
-    print(table)
-    print(f"{len(runs)} runs in {total_minutes:.1f} min; wrote {stem}.json/.md/.png")
+    failures = run_pilot(args, regime) if args.pilot else run_grid(args, regime)
+    print(f"done in {(time.perf_counter() - start) / 60:.1f} min", flush=True)
+    if failures:
+        raise SystemExit(f"{len(failures)} runs failed (rerun to retry them):\n" + "\n".join(failures))
 
 
 if __name__ == "__main__":

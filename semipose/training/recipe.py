@@ -109,8 +109,10 @@ class DataArguments:
     synthetic_image_size: int = field(default=64, metadata={"help": "Side of the synthetic images."})
     synthetic_num_train: int = field(default=1000, metadata={"help": "Synthetic training images."})
     synthetic_num_val: int = field(default=300, metadata={"help": "Synthetic validation images."})
+    synthetic_min_people: int = field(default=1, metadata={"help": "Fewest people per synthetic image."})
     synthetic_max_people: int = field(default=2, metadata={"help": "Most people per synthetic image."})
     synthetic_min_height: float = field(default=0.5, metadata={"help": "Smallest person, fraction of image."})
+    synthetic_max_height: float = field(default=0.95, metadata={"help": "Tallest person, fraction of image."})
     synthetic_clutter: float = field(default=0.0, metadata={"help": "Background clutter in [0, 1]."})
     synthetic_max_yaw: float = field(
         default=60.0, metadata={"help": "Largest turn away from the camera (180: also seen from behind)."}
@@ -165,8 +167,8 @@ def resolve_dataset_folder(data_args: DataArguments, training_args: SemiPoseTrai
         return Path(data_args.dataset_dir)
     config = SyntheticConfig(
         image_size=data_args.synthetic_image_size,
-        people=(1, data_args.synthetic_max_people),
-        height_range=(data_args.synthetic_min_height, 0.95),
+        people=(data_args.synthetic_min_people, data_args.synthetic_max_people),
+        height_range=(data_args.synthetic_min_height, data_args.synthetic_max_height),
         clutter=data_args.synthetic_clutter,
         max_yaw=data_args.synthetic_max_yaw,
         skeleton=data_args.synthetic_skeleton,
