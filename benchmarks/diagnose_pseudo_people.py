@@ -26,7 +26,7 @@ one table. "Before" runs use an older checkout's semipose on PYTHONPATH with thi
 Usage:
 
 ```bash
-python benchmarks/diagnose_pseudo_people.py --checkpoint /tmp/ae_teacher --label after \\
+python -m benchmarks.diagnose_pseudo_people --checkpoint /tmp/ae_teacher --label after \\
     --variants '{"default": {}, "no fill": {"fill_missing": false}}'
 ```
 """
@@ -46,6 +46,7 @@ import torch
 from torch.utils.data import DataLoader
 
 import semipose
+from semipose.data.collator import EvaluationCollator
 from semipose.data.dataset_folder import load_pose_dataset, read_dataset_metadata
 from semipose.data.unreadable import lazy_images
 from semipose.evaluation import KeypointEvaluator, ground_truth_from_rows
@@ -53,7 +54,6 @@ from semipose.evaluation.ground_truth import resolve_skeleton
 from semipose.evaluation.protocols import captured_pycocotools_output, keypoint_cocoeval, with_box_areas
 from semipose.inference import load_checkpoint
 from semipose.modeling.codec_associative_embedding import encode_associative_embedding_targets
-from semipose.training.evaluation_data import EvaluationCollator
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "diagnose_pseudo_people"
@@ -323,7 +323,7 @@ def main() -> None:
     path = args.output.with_suffix(".json")
     report = json.loads(path.read_text()) if path.exists() else {"runs": {}}
     report["runs"][args.label] = {
-        "command": "python " + " ".join(shlex.quote(word) for word in sys.argv),
+        "command": " ".join(["python -m benchmarks.diagnose_pseudo_people", *map(shlex.quote, sys.argv[1:])]),
         "checkpoint": str(checkpoint), "final_model": summary.get("final_model"),
         "semipose": str(Path(semipose.__file__).parents[1]),
         "training_threshold": args.training_threshold, "keypoint_threshold": args.keypoint_threshold,
