@@ -1,7 +1,7 @@
 """Run a trained pose model on images: people in original image pixels, and pictures of them.
 
 The one path from images to people that `semipose predict`, `semipose evaluate --model`, the main
-job's prediction picture and the trainer's image logs share: the image processor's letterbox, one
+job's prediction picture and the trainer's image logs share: the image processor's placement (input_geometry), one
 forward pass (optionally with flip test), the model's own decoder with its config settings, and the
 mapping back to the original pixels.
 
@@ -216,7 +216,7 @@ class PoseEstimator:
 
     Args:
         model: a semipose pose model of either family.
-        image_processor: its `PoseImageProcessor` (letterbox size; output stride and grouping order as in the
+        image_processor: its `PoseImageProcessor` (input size; output stride and grouping order as in the
             model's config, else ValueError, see `check_decoding_settings`).
         device: where the model runs; None leaves it where it is.
         batch_size: images per forward pass.

@@ -236,7 +236,7 @@ def build_model(model_args: ModelArguments, skeleton: str, seed: int) -> PreTrai
 
 
 def build_image_processor(model_args: ModelArguments, config: PreTrainedConfig) -> PoseImageProcessor:
-    """The processor that letterboxes images to the training input and decodes as the model's `config` does."""
+    """The processor that places images as the training views do and decodes as the model's `config` does."""
     return PoseImageProcessor(
         size=model_args.input_size, output_stride=config.output_stride, grouping_order=config.grouping_order
     )
