@@ -28,8 +28,9 @@ tensor([[ 0.4000,  0.0000, -0.3000],
         [ 0.0000,  0.4000, -0.3000]], dtype=torch.float64)
 >>> input_canvas_size((480, 640), 256)
 (192, 256)
->>> input_to_original(torch.tensor([[-0.3, -0.3]]), (480, 640), 256)
-tensor([[0., 0.]])
+>>> input_to_original(torch.tensor([[-0.3, -0.3], [255.5, 191.5]], dtype=torch.float64), (480, 640), 256)
+tensor([[  0.0000,   0.0000],
+        [639.5000, 479.5000]], dtype=torch.float64)
 
 ```
 """
