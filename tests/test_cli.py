@@ -191,7 +191,8 @@ def test_evaluate_runs_a_model_on_the_split(tmp_path, capsys, dataset_folder, ch
 def test_parser_takes_predictions_or_a_model_not_both():
     parser = build_parser()
     args = parser.parse_args(["evaluate", "--model", "m", "--dataset", "d"])
-    assert (args.model, args.predictions, args.batch_size, args.flip_test, args.device) == ("m", None, 8, False, None)
+    # flip test None: the model config's
+    assert (args.model, args.predictions, args.batch_size, args.flip_test, args.device) == ("m", None, 8, None, None)
     with pytest.raises(SystemExit):
         parser.parse_args(["evaluate", "--model", "m", "--predictions", "p.json", "--dataset", "d"])
     args = parser.parse_args(["predict", "photos", "--model", "m", "--output", "out"])

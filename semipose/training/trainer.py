@@ -54,6 +54,7 @@ from ..evaluation import KeypointEvaluator, ground_truth_from_rows
 from ..evaluation.pseudo_label_quality import pseudo_label_quality
 from ..evaluation.trainer_metrics import add_pose_estimates, people_from_pose_estimates, prefixed_metrics
 from ..modeling import check_decoding_settings, select_images
+from ..modeling.pipeline_pose_estimation import estimate_people
 from ..skeletons import get_skeleton
 from .arguments import SemiPoseTrainingArguments
 from .checkpoints import (
@@ -389,21 +390,18 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
 
     @torch.no_grad()
     def _pose_estimates(self, model, dataset) -> tuple[list[int], list[dict[str, torch.Tensor]]]:
-        """Image ids and their `post_process_pose_estimation` people (original pixels, on the CPU), all ranks."""
+        """Image ids and their people from `estimate_people` (the path `PoseEstimator` runs: flip test per the model
+        config, original pixels clipped into the image, on the CPU), all ranks."""
         loader = self._evaluation_loader(dataset)
         was_training = model.training
         model.eval()
         found = []
         for batch in loader:
             with self.accelerator.autocast():
-                outputs = model(pixel_values=batch["pixel_values"])
-            results = self.processing_class.post_process_pose_estimation(
-                model.decode(outputs), target_sizes=batch["target_sizes"]
-            )
-            batch_found = [
-                (image_id, {name: value.float().cpu() for name, value in people.items()})
-                for image_id, people in zip(batch["image_ids"].tolist(), results)
-            ]
+                results = estimate_people(
+                    model, self.processing_class, batch["pixel_values"], batch["target_sizes"].tolist()
+                )
+            batch_found = list(zip(batch["image_ids"].tolist(), results))
             # per batch, so the padding that evens out the last batch across ranks is dropped
             found.extend(self.accelerator.gather_for_metrics(batch_found, use_gather_object=True))
         model.train(was_training)
