@@ -429,16 +429,14 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
 
     # ---------------------------------------------------------------------------- final model
 
-    def select_final_model(
-        self, metrics: dict[str, float], metric_key_prefix: str = "eval"
-    ) -> tuple[str, torch.nn.Module]:
-        """The network to save, by `args.final_model`: "best" compares validation AP of student and teacher."""
+    def select_final_model(self) -> tuple[str, torch.nn.Module]:
+        """The network to save, by `args.final_model`, fixed in advance: "auto" is the teacher when one exists (the
+        usual choice in semi-supervised detection), else the student. Never chosen by AP on the split it is scored
+        on; `evaluate` reports both networks."""
         student = self.accelerator.unwrap_model(self.model)
         choice = self.args.final_model
-        if choice == "best":
-            teacher_ap = metrics.get(f"{metric_key_prefix}_teacher_AP", float("-inf"))
-            teacher_is_better = self.teacher is not None and teacher_ap > metrics[f"{metric_key_prefix}_AP"]
-            choice = "teacher" if teacher_is_better else "student"
+        if choice == "auto":
+            choice = "student" if self.teacher is None else "teacher"
         if choice == "teacher" and self.teacher is None:
             raise ValueError("final_model='teacher' but no teacher exists (supervised mode, or burn-in not over).")
         return choice, (self.teacher if choice == "teacher" else student)
