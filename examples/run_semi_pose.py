@@ -58,10 +58,11 @@ def main() -> None:
     trainer.add_callback(ImageLoggingCallback(trainer, data.logged_unlabeled_images, drawn_validation_images[:8]))
     trainer.train(resume_from_checkpoint=checkpoint)
 
-    # Evaluate, keep the better of student and teacher, save everything a user needs.
+    # Evaluate student and teacher, save the network fixed in advance (--final_model), everything a user needs.
     metrics = trainer.evaluate()
-    choice, final_model = trainer.select_final_model(metrics)
-    summary = {"final_model": choice, "dataset": str(data.folder), "dataset_config": data_args.dataset_config,
+    choice, final_model = trainer.select_final_model()
+    summary = {"final_model": choice, "final_model_option": training_args.final_model,
+               "dataset": str(data.folder), "dataset_config": data_args.dataset_config,
                "ssl_mode": training_args.ssl_mode, "metrics": metrics}
     if trainer.is_world_process_zero():
         output_dir = Path(training_args.output_dir)

@@ -3,7 +3,7 @@
 Subcommands:
 
 - `semipose predict IMAGE_VIDEO_OR_FOLDER --model DIR_OR_HUB_ID --output OUT [--batch-size 8]
-  [--flip-test] [--device cuda] [--threshold 0] [--keypoint-threshold 0.3]
+  [--flip-test | --no-flip-test] [--device cuda] [--threshold 0] [--keypoint-threshold 0.3]
   [--backend onnxruntime [--onnx FILE]] [--dataset FOLDER [--config full] [--split validation]]`:
   people in every readable image of the folder and its sub-folders; writes COCO keypoint results
   (`OUT/predictions.json`; image ids from the file names, or from the dataset split's rows with
@@ -84,7 +84,10 @@ def build_parser() -> argparse.ArgumentParser:
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """How to run a model: batch size, flip test, device."""
     parser.add_argument("--batch-size", type=int, default=8, help="Images per forward pass (default: 8).")
-    parser.add_argument("--flip-test", action="store_true", help="Also run mirrored images and average.")
+    parser.add_argument(
+        "--flip-test", action=argparse.BooleanOptionalAction, default=None,
+        help="Also run mirrored images and average (default: the model config's flip_test).",
+    )
     parser.add_argument("--device", help="cpu, cuda, cuda:1, ... (default: cuda when available, else cpu).")
 
 
@@ -202,8 +205,9 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     rows = load_pose_dataset(args.dataset, args.config, args.split, cache_dir=args.cache_dir)
     evaluator = KeypointEvaluator.from_rows(rows, skeleton)
     if args.model is not None:
-        evaluator.add_results(predict_rows(args, rows, skeleton))
-        source = {"model": args.model, "flip_test": args.flip_test}
+        results, flip_test = predict_rows(args, rows, skeleton)
+        evaluator.add_results(results)
+        source = {"model": args.model, "flip_test": flip_test}
     else:
         add_predictions(evaluator, args)
         source = {"predictions": str(args.predictions)}
@@ -221,8 +225,9 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def predict_rows(args: argparse.Namespace, rows, skeleton: str) -> list[dict[str, Any]]:
-    """COCO keypoint results of the `--model` checkpoint on the dataset rows, in batches."""
+def predict_rows(args: argparse.Namespace, rows, skeleton: str) -> tuple[list[dict[str, Any]], bool]:
+    """COCO keypoint results of the `--model` checkpoint on the dataset rows, in batches, and whether it ran the
+    flip test (`--flip-test`, else the model config's)."""
     from tqdm.auto import tqdm
 
     from .inference import PoseEstimator, to_rgb
@@ -241,7 +246,7 @@ def predict_rows(args: argparse.Namespace, rows, skeleton: str) -> list[dict[str
     for batch in tqdm(batches, total=-(-len(rows) // args.batch_size), desc="semipose evaluate", unit="batch"):
         people = estimator.predict([to_rgb(image) for image in batch["image"]])
         results += to_coco_results(people, batch["image_id"])
-    return results
+    return results, estimator.flip_test
 
 
 def add_predictions(evaluator, args: argparse.Namespace) -> None:

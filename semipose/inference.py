@@ -1,7 +1,7 @@
 """Run a trained pose model on images: people in original image pixels, and pictures of them.
 
 The one path from images to people that `semipose predict`, `semipose evaluate --model`, the main
-job's prediction picture and the trainer's image logs share: the image processor's letterbox, one
+job's prediction picture and the trainer's image logs share: the image processor's placement (input_geometry), one
 forward pass (optionally with flip test), the model's own decoder with its config settings, and the
 mapping back to the original pixels.
 
@@ -9,7 +9,7 @@ mapping back to the original pixels.
 - `predict_people` / `draw_predictions`: the tensor-level steps for a model already in memory.
 - `write_predictions`: files in, COCO results json + one drawn PNG per image out (the CLI's work).
 - `load_image` / `to_rgb`: any readable image file or PIL mode (grayscale, RGBA, 16-bit) to RGB.
-  `to_rgb`, `keep_confident`, `clip_to_image` and the person dicts are defined with the transformers
+  `to_rgb`, `keep_confident`, `estimate_people` and the person dicts are defined with the transformers
   pipeline (`semipose.modeling.pipeline_pose_estimation`), whose code travels with every checkpoint.
 
 Shapes: M people in an image, K keypoints of the model's skeleton.
@@ -46,7 +46,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModelForPoseEstimat
 from .data.folder_files import files_under, relative_stems
 from .data.unreadable import IMAGE_DECODE_ERRORS, UnreadableImageError
 from .modeling import MODEL_FAMILIES, check_decoding_settings, to_coco_results
-from .modeling.pipeline_pose_estimation import clip_to_image, keep_confident, open_image, person_dicts, to_rgb
+from .modeling.pipeline_pose_estimation import estimate_people, keep_confident, open_image, person_dicts, to_rgb
 from .skeletons import Skeleton, get_skeleton
 from .visualization import draw_people, enlarge, make_grid
 
@@ -192,23 +192,23 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
 # ------------------------------------------------------------------------------------- prediction
 
 
-@torch.no_grad()
 def predict_people(
-    model, image_processor, images: Sequence[PIL.Image.Image], flip_test: bool = False
+    model, image_processor, images: Sequence[PIL.Image.Image], flip_test: bool | None = None
 ) -> list[dict[str, torch.Tensor]]:
     """People per image: `keypoints [M, K, 2]`, `keypoint_scores [M, K]`, `scores [M]` in original pixels.
 
-    One forward pass over all `images` (any sizes and modes; see `to_rgb`), with the model's own
-    decoder. Keypoints may fall slightly outside an image (padding); `PoseEstimator` clips them.
+    One forward pass over all `images` (any sizes and modes; see `to_rgb`) through `estimate_people`, the path the
+    trainer's evaluation runs too: flip test per `flip_test` (None = the model config's), the model's own decoder,
+    keypoints clipped into their image, float tensors on the CPU.
     """
     images = [to_rgb(image) for image in images]
     pixel_values = image_processor(images, return_tensors="pt")["pixel_values"].to(model.device, model.dtype)
     was_training = model.training
     model.eval()
-    outputs = model(pixel_values=pixel_values, flip_test=flip_test)
+    people = estimate_people(model, image_processor, pixel_values, [(image.height, image.width) for image in images],
+                             flip_test)
     model.train(was_training)
-    target_sizes = [(image.height, image.width) for image in images]
-    return image_processor.post_process_pose_estimation(model.decode(outputs), target_sizes=target_sizes)
+    return people
 
 
 class PoseEstimator:
@@ -216,11 +216,12 @@ class PoseEstimator:
 
     Args:
         model: a semipose pose model of either family.
-        image_processor: its `PoseImageProcessor` (letterbox size; output stride and grouping order as in the
+        image_processor: its `PoseImageProcessor` (input size; output stride and grouping order as in the
             model's config, else ValueError, see `check_decoding_settings`).
         device: where the model runs; None leaves it where it is.
         batch_size: images per forward pass.
-        flip_test: also run each image mirrored and average the maps (slower, usually more accurate).
+        flip_test: also run each image mirrored and average the maps (slower, usually more accurate); None (the
+            default) follows the model config's `flip_test`.
         threshold: people whose score is below it are dropped.
 
     Illustration (not run: needs a trained model folder):
@@ -234,7 +235,7 @@ class PoseEstimator:
 
     def __init__(
         self, model, image_processor, *, device: str | torch.device | None = None, batch_size: int = 8,
-        flip_test: bool = False, threshold: float = 0.0,
+        flip_test: bool | None = None, threshold: float = 0.0,
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
@@ -242,14 +243,14 @@ class PoseEstimator:
         self.model = model.eval() if device is None else model.to(resolve_device(device)).eval()
         self.image_processor = image_processor
         self.batch_size = batch_size
-        self.flip_test = flip_test
+        self.flip_test = model.config.flip_test if flip_test is None else flip_test
         self.threshold = threshold
 
     @classmethod
     def from_pretrained(
         cls, model_name_or_path: str | Path, *, device: str | torch.device | None = None, batch_size: int = 8,
-        flip_test: bool = False, threshold: float = 0.0, backend: str = "torch", onnx_file: str | Path | None = None,
-        **hub_kwargs,
+        flip_test: bool | None = None, threshold: float = 0.0, backend: str = "torch",
+        onnx_file: str | Path | None = None, **hub_kwargs,
     ) -> PoseEstimator:
         """Load a checkpoint folder or Hub id (see `load_checkpoint`); None `device` picks CUDA when available.
 
@@ -294,14 +295,12 @@ class PoseEstimator:
 
     def predict(self, images: Sequence[PIL.Image.Image]) -> list[dict[str, torch.Tensor]]:
         """`predict_people` in batches of `batch_size`: tensors on the CPU, people below `threshold`
-        dropped, keypoints clipped into their image."""
+        dropped, keypoints clipped into their image (by `estimate_people`)."""
         found = []
         for start in range(0, len(images), self.batch_size):
             batch = images[start : start + self.batch_size]
             people = predict_people(self.model, self.image_processor, batch, flip_test=self.flip_test)
-            for image, image_people in zip(batch, people):
-                image_people = {name: value.float().cpu() for name, value in image_people.items()}
-                found.append(clip_to_image(keep_confident(image_people, self.threshold), image.size))
+            found.extend(keep_confident(image_people, self.threshold) for image_people in people)
         return found
 
     def draw(

@@ -50,7 +50,7 @@ def model_card(config, summary: Mapping[str, Any]) -> ModelCard:
     final_model = summary.get("final_model", "student")
     title = _title(config)
     card_data = card_metadata(config, summary)
-    metric_lines = "\n".join(f"| {name} | {value:.4f} |" for name, value in sorted(metrics.items()))
+    metric_lines = _metric_rows(metrics)
     content = f"""---
 {card_data.to_yaml()}
 ---
@@ -69,8 +69,11 @@ the `semipose` library.
 
 ## Validation metrics (OKS)
 
-| metric | value |
-|---|---|
+Student and teacher are scored separately; the saved network was fixed before training (`--final_model`),
+not chosen by these numbers.
+
+| metric | student | teacher |
+|---|---|---|
 {metric_lines}
 
 ## Use
@@ -93,6 +96,15 @@ named here; a model trained on synthetic figures does not transfer to photograph
 must not be used to identify people or to make decisions about them.
 """
     return ModelCard(content)
+
+
+def _metric_rows(metrics: Mapping[str, float]) -> str:
+    """One table row per OKS stat: the student's value and the teacher's (a dash where there is none)."""
+    def cell(name: str) -> str:
+        return "-" if name not in metrics else f"{metrics[name]:.4f}"
+
+    names = sorted({name.removeprefix("teacher_") for name in metrics})
+    return "\n".join(f"| {name} | {cell(name)} | {cell('teacher_' + name)} |" for name in names)
 
 
 def card_metadata(config, summary: Mapping[str, Any]) -> ModelCardData:

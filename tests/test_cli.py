@@ -17,8 +17,11 @@ from PIL import Image
 
 import semipose
 from semipose.cli import build_parser, main
-from semipose.data.dataset_folder import prepare_dataset_folder
+from semipose.data.dataset_folder import load_pose_dataset, prepare_dataset_folder
 from semipose.evaluation import COCO_STAT_NAMES, KeypointEvaluator
+from semipose.inference import PoseEstimator
+from semipose.modeling import CenterOffsetForPoseEstimation, PoseImageProcessor, to_coco_results
+from semipose.training import SemiPoseTrainer, SemiPoseTrainingArguments
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -191,7 +194,8 @@ def test_evaluate_runs_a_model_on_the_split(tmp_path, capsys, dataset_folder, ch
 def test_parser_takes_predictions_or_a_model_not_both():
     parser = build_parser()
     args = parser.parse_args(["evaluate", "--model", "m", "--dataset", "d"])
-    assert (args.model, args.predictions, args.batch_size, args.flip_test, args.device) == ("m", None, 8, False, None)
+    # flip test None: the model config's
+    assert (args.model, args.predictions, args.batch_size, args.flip_test, args.device) == ("m", None, 8, None, None)
     with pytest.raises(SystemExit):
         parser.parse_args(["evaluate", "--model", "m", "--predictions", "p.json", "--dataset", "d"])
     args = parser.parse_args(["predict", "photos", "--model", "m", "--output", "out"])
@@ -289,3 +293,30 @@ def test_help_and_version_answer_without_importing_torch(tmp_path):
                                   env=environment, timeout=120)
         assert finished.returncode == 0, finished.stderr
         assert expected in finished.stdout and "imported: []" in finished.stdout
+
+
+def test_trainer_evaluation_and_evaluate_model_score_the_same(tmp_path, capsys, dataset_folder, checkpoint):
+    """One path (`estimate_people`): the same weights, flip test on in their config, give the same people and AP
+    through `trainer.evaluate()` and `semipose evaluate --model` (same batch size, so the same padding)."""
+    model = CenterOffsetForPoseEstimation.from_pretrained(checkpoint)
+    model.config.flip_test = True
+    model.save_pretrained(tmp_path / "flip")
+    PoseImageProcessor.from_pretrained(checkpoint).save_pretrained(tmp_path / "flip")
+    args = SemiPoseTrainingArguments(output_dir=str(tmp_path / "run"), ssl_mode="supervised", use_cpu=True,
+                                     per_device_eval_batch_size=3, report_to="none")
+    rows = load_pose_dataset(dataset_folder, "full", "validation", cache_dir=tmp_path / "cache")
+    trainer = SemiPoseTrainer(model=model, args=args, processing_class=PoseImageProcessor.from_pretrained(checkpoint),
+                              eval_dataset=rows)
+    metrics = trainer.evaluate()
+    status, _, _ = run(["evaluate", "--model", tmp_path / "flip", "--dataset", dataset_folder, "--output",
+                        tmp_path / "metrics.json", "--cache-dir", tmp_path / "cache", "--device", "cpu",
+                        "--batch-size", "3"], capsys)
+    report = json.loads((tmp_path / "metrics.json").read_text())
+    assert status == 0 and report["flip_test"] is True
+    trainer_results = json.loads((tmp_path / "run" / "predictions_step0.json").read_text())
+    assert report["num_predicted_people"] == len(trainer_results) > 0
+    estimator = PoseEstimator.from_pretrained(tmp_path / "flip", device="cpu", batch_size=3)
+    people = estimator.predict([image.convert("RGB") for image in rows["image"]])
+    assert to_coco_results(people, rows["image_id"]) == trainer_results  # clipped into the image alike
+    assert {name: report["metrics"][name] for name in COCO_STAT_NAMES} == {
+        name: metrics[f"eval_{name}"] for name in COCO_STAT_NAMES}

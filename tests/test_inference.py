@@ -135,3 +135,21 @@ def test_a_mistyped_local_folder_is_not_taken_for_a_hub_id(tmp_path, monkeypatch
         check_local_checkpoint_name("/nowhere/run")
     for hub_id_or_folder in ("gpt2", "facebook/vitpose-base", "outputs/run_semi_pose", str(checkpoint)):
         check_local_checkpoint_name(hub_id_or_folder)  # Hub ids and existing folders pass
+
+
+def test_exif_rotated_photo_gives_the_upright_photos_keypoints(tmp_path, checkpoint, photos):
+    """A photo stored turned a quarter (pixels rotated, EXIF orientation 6: "rotate 90 clockwise to view") is
+    read upright, so its people are the upright photo's (within 0.4 px; lossless PNG, so exactly here: the tiny
+    model finds people everywhere, and JPEG re-encoding noise would move those)."""
+    suffix = ".png"
+    upright = Image.open(photos[0]).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    upright.save(tmp_path / f"upright{suffix}")
+    upright.transpose(Image.Transpose.ROTATE_90).save(tmp_path / f"rotated{suffix}", exif=exif)
+    assert Image.open(tmp_path / f"rotated{suffix}").size == (upright.height, upright.width)
+    estimator = PoseEstimator.from_pretrained(checkpoint, device="cpu")
+    straight, turned = estimator([tmp_path / f"upright{suffix}", tmp_path / f"rotated{suffix}"])
+    assert len(straight) == len(turned) > 0
+    for person, rotated_person in zip(straight, turned):
+        np.testing.assert_allclose(rotated_person["keypoints"], person["keypoints"], atol=0.4)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -159,6 +160,7 @@ def read_coco_keypoints(
     *,
     decode_images: bool = False,
     show_progress: bool = True,
+    allow_outside_image_dir: bool = False,
 ) -> list[dict[str, Any]]:
     """Validate a COCO-format person keypoint file and return one row per image, by image id.
 
@@ -169,6 +171,9 @@ def read_coco_keypoints(
         decode_images: fully decode every image to catch truncated files (slow on COCO);
             by default each image's header is read and its size checked against the json.
         show_progress: show a tqdm bar while the image files are checked.
+        allow_outside_image_dir: accept `file_name`s that leave `image_dir` (`../x.jpg`, an absolute path);
+            by default such a record raises ValueError naming it, so a json cannot make the dataset read
+            files from elsewhere on the machine.
 
     Returns:
         Rows in the schema of `pose_features`, `image` holding the absolute image path.
@@ -183,7 +188,8 @@ def read_coco_keypoints(
     rows = []
     for image in tqdm(sorted(images.values(), key=lambda image: image["id"]),
                       desc=f"Checking images of {file.name}", disable=not show_progress):
-        path = _check_image_file(image, image_dir, file, decode_images)
+        path = _image_path(image, image_dir, file, allow_outside_image_dir)
+        _check_image_file(image, path, file, decode_images)
         rows.append(_image_row(image, path, annotations[image["id"]], file))
     return rows
 
@@ -316,9 +322,19 @@ def _parse_annotation(record: Any, where: str, skeleton: Skeleton) -> dict[str, 
     }
 
 
-def _check_image_file(image: dict[str, Any], image_dir: Path, file: Path, decode: bool) -> Path:
-    """Check the image file exists, opens, and has the size the json says; return its path."""
-    path = image_dir / image["file_name"]
+def _image_path(image: dict[str, Any], image_dir: Path, file: Path, allow_outside: bool) -> Path:
+    """The image's file under `image_dir`; ValueError for a `file_name` that leaves it, unless allowed."""
+    path = Path(os.path.normpath(image_dir / image["file_name"]))
+    if not allow_outside and (Path(image["file_name"]).is_absolute() or not path.is_relative_to(image_dir)):
+        raise ValueError(
+            f"{file}: image id {image['id']}: file_name {image['file_name']!r} leaves the image folder {image_dir} "
+            f"(it names {path}); expected a path inside it. Pass allow_outside_image_dir=True if that is intended."
+        )
+    return path
+
+
+def _check_image_file(image: dict[str, Any], path: Path, file: Path, decode: bool) -> None:
+    """Check the image file exists, opens, and has the size the json says."""
     where = f"{file}: image id {image['id']}"
     size = read_image_size(path, where, decode=decode)
     if size != (image["width"], image["height"]):
@@ -326,7 +342,6 @@ def _check_image_file(image: dict[str, Any], image_dir: Path, file: Path, decode
             f"{where}: json says {image['width']}x{image['height']} (width x height) but "
             f"{path} is {size[0]}x{size[1]}."
         )
-    return path
 
 
 def _image_row(

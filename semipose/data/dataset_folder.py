@@ -105,6 +105,7 @@ def prepare_dataset_folder(
     show_progress: bool = True,
     decode_images: bool = False,
     license: str | None = None,
+    allow_outside_image_dir: bool = False,
 ) -> Path:
     """Validate COCO-format annotations and images, then write the dataset folder atomically.
 
@@ -129,6 +130,8 @@ def prepare_dataset_folder(
         decode_images: fully decode every image while checking (catches truncated files; slow).
         license: the data's license as a Hub license id (`cc-by-4.0`, ...) for the dataset card; None:
             `unknown`.
+        allow_outside_image_dir: accept `file_name`s that leave their image folder (`../x.jpg`, absolute
+            paths); by default the first such record raises ValueError naming it (`read_coco_keypoints`).
 
     Returns:
         The absolute path of the written folder.
@@ -137,7 +140,8 @@ def prepare_dataset_folder(
     skeleton_info = get_skeleton(skeleton)
     ratios = _check_ratios(ratios)
     _check_output_dir(output_dir, overwrite)
-    read = dict(skeleton=skeleton_info, decode_images=decode_images, show_progress=show_progress)
+    read = dict(skeleton=skeleton_info, decode_images=decode_images, show_progress=show_progress,
+                allow_outside_image_dir=allow_outside_image_dir)
     train = read_coco_keypoints(train_annotations, train_images, **read)
     validation = read_coco_keypoints(val_annotations, val_images, **read)
     first_extra_id = 1 + max(row["image_id"] for row in train + validation)

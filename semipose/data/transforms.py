@@ -7,21 +7,21 @@ return a dict of per-row lists that `semipose.data.collator.PoseDataCollator` st
 Shapes: M people, K keypoints, (H, W) the decoded image, S the square input size.
 
 Geometry. A view is ONE 3x3 matrix `A` from pixel coordinates of the decoded image to pixel
-coordinates of the S x S input (integer coordinates are pixel centers, see `semipose.skeletons`),
-built as HigherHRNet builds its training crops: the image center goes to the input center, the
-longest side is fitted to S and multiplied by a random `scale`, the view is rotated by `angle`
-degrees (counter-clockwise on screen), shifted by `translation` input pixels and optionally
-mirrored:
+coordinates of the S x S input (integer coordinates are pixel centers, see `semipose.skeletons`). Its
+identity is the placement of `semipose.modeling.input_geometry` (the longest side fitted to S, the photo at
+the TOP-LEFT, padding at the bottom and right), the same one `PoseImageProcessor` uses at evaluation and
+inference; the augmentation acts about the center of the placed photo, as HigherHRNet builds its crops: the
+placement is multiplied by a random `scale`, rotated by `angle` degrees (counter-clockwise on screen),
+shifted by `translation` input pixels and optionally mirrored:
 
-    A = T(c_S + translation) @ Mirror @ Rotate(angle) @ Scale(scale * S / max(H, W)) @ T(-c_image)
+    A = T(c_placed + translation) @ Mirror @ Rotate(angle) @ Scale(scale * S / max(H, W)) @ T(-c_image)
 
-with `c_image = (W / 2 - 0.5, H / 2 - 0.5)`, `c_S = (S / 2 - 0.5, S / 2 - 0.5)`, `Mirror: x -> -x`.
-The identity view is therefore an exact letterbox: the image's extent `[-0.5, W - 0.5]` lands on
-`[-0.5, S - 0.5]` along its longest side and is centered along the other. Image, ignore mask and
-keypoints all go through the same `A` (`warp_by_view_matrix`, `transform_keypoints_by_view`), so they
-cannot disagree (the device-side strong view uses normalized `theta` instead, see
-`semipose.training.views`);
-the image is sampled bilinearly (after an exact box downscale by an integer factor when the view
+with `c_image = (W / 2 - 0.5, H / 2 - 0.5)`, `c_placed = (S W / max(H, W) / 2 - 0.5, S H / max(H, W) / 2 - 0.5)`
+(where the placement puts `c_image`), `Mirror: x -> -x`. For a square image `c_placed` is the input center.
+Image, ignore mask and keypoints all go through the same `A` (`input_geometry.render_input` /
+`warp_by_matrix`, `transform_keypoints_by_view`), so they cannot disagree (the device-side strong view uses
+normalized `theta` instead, see `semipose.training.views`);
+the image is sampled bilinearly (after an exact box reduction by an integer factor when the view
 shrinks it 2x or more), the mask by nearest neighbour, and input pixels whose center falls outside
 the image are 0 after normalization (the mean color, as `PoseImageProcessor` pads; not ignored).
 torchvision's `v2.functional.affine`
@@ -64,11 +64,11 @@ from typing import Any, NamedTuple
 import numpy as np
 import PIL.Image
 import torch
-import torch.nn.functional as nnf
 import torchvision.transforms.v2.functional as F
 from pycocotools import mask as mask_utils
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
+from ..modeling.input_geometry import placed_extent, render_input, warp_by_matrix
 from ..skeletons import Skeleton, resolve_skeleton
 from .pixel_augmentation import augment_pixels
 from .unreadable import decode_row_image
@@ -135,7 +135,7 @@ class AugmentationConfig:
 
     @classmethod
     def none(cls) -> AugmentationConfig:
-        """No augmentation: the exact letterbox of the image into S x S."""
+        """No augmentation: the placement of `input_geometry` (longest side S, top-left) into S x S."""
         return cls(
             scale_range=(1.0, 1.0), max_rotation=0.0, max_translation=0.0, flip_probability=0.0
         )
@@ -200,8 +200,9 @@ def view_matrix(
     mirror = -1.0 if flipped else 1.0
     linear = torch.tensor([[mirror * cos, mirror * sin], [-sin, cos]], dtype=torch.float64)
     image_center = torch.tensor([width / 2 - 0.5, height / 2 - 0.5], dtype=torch.float64)
-    input_center = torch.full((2,), input_size / 2 - 0.5, dtype=torch.float64)
-    offset = input_center + torch.tensor(translation, dtype=torch.float64) - linear @ image_center
+    placed_height, placed_width = placed_extent(image_size, input_size)
+    placed_center = torch.tensor([placed_width / 2 - 0.5, placed_height / 2 - 0.5], dtype=torch.float64)
+    offset = placed_center + torch.tensor(translation, dtype=torch.float64) - linear @ image_center
     matrix = torch.eye(3, dtype=torch.float64)
     matrix[:2, :2], matrix[:2, 2] = linear, offset
     return matrix
@@ -236,46 +237,6 @@ def sample_view(
     return View(matrix, flipped)
 
 
-def pixel_to_normalized(
-    width: int, height: int, dtype: torch.dtype = torch.float64, device: torch.device | str | None = None
-) -> torch.Tensor:
-    """3x3 matrix: pixel centers -> `grid_sample` coordinates (align_corners=False), `(2x + 1) / W - 1`."""
-    return torch.tensor(
-        [[2 / width, 0, 1 / width - 1], [0, 2 / height, 1 / height - 1], [0, 0, 1]],
-        dtype=dtype, device=device,
-    )
-
-
-def warp_by_view_matrix(
-    image: torch.Tensor, matrix: torch.Tensor, input_size: int, mode: str = "bilinear"
-) -> torch.Tensor:
-    """Resample `image` into the S x S input through `matrix`; pixels that map outside are zero.
-
-    Args:
-        image: `[C, H, W]` float tensor.
-        matrix: `[3, 3]` image pixels -> input pixels.
-        input_size: S.
-        mode: `"bilinear"` for images, `"nearest"` for masks.
-
-    Returns:
-        `[C, S, S]` tensor. Inside the image, edges are sampled with border clamping, so the
-        identity view equals a plain resize (bilinear, align_corners=False) plus zero padding.
-    """
-    channels, height, width = image.shape
-    theta = (
-        pixel_to_normalized(width, height)
-        @ torch.linalg.inv(matrix)
-        @ torch.linalg.inv(pixel_to_normalized(input_size, input_size))
-    )
-    output_shape = [1, channels, input_size, input_size]
-    grid = nnf.affine_grid(theta[None, :2].float(), output_shape, align_corners=False)
-    warped = nnf.grid_sample(
-        image[None], grid, mode=mode, padding_mode="border", align_corners=False
-    )[0]
-    inside = (grid.abs() <= 1).all(dim=-1)
-    return warped * inside
-
-
 def transform_keypoints_by_view(
     keypoints: torch.Tensor, view: View, input_size: int, flip_index: Sequence[int]
 ) -> torch.Tensor:
@@ -296,27 +257,6 @@ def transform_keypoints_by_view(
     inside = ((moved >= -0.5) & (moved < input_size - 0.5)).all(dim=-1) & (keypoints[..., 2] > 0)
     result = torch.cat([moved.float(), keypoints[..., 2:]], dim=-1) * inside[..., None]
     return result[:, list(flip_index)] if view.flipped else result
-
-
-def _box_downscale(
-    image: PIL.Image.Image, matrix: torch.Tensor
-) -> tuple[PIL.Image.Image, torch.Tensor]:
-    """Shrink `image` by the largest integer factor f <= 1 / zoom (box filter) to avoid aliasing.
-
-    Returns the reduced image and the matrix from its pixels to input pixels. The reduction covers
-    the top-left `(W // f) * f` x `(H // f) * f` pixels, so reduced pixel x sits exactly at image
-    pixel `f * x + (f - 1) / 2`; up to f - 1 border pixels (less than one input pixel) are dropped.
-    """
-    zoom = math.sqrt(abs(torch.linalg.det(matrix[:2, :2]).item()))
-    factor = min(int(1 / zoom + 1e-9), image.width, image.height)
-    if factor < 2:
-        return image, matrix
-    box = (0, 0, image.width // factor * factor, image.height // factor * factor)
-    to_image = torch.tensor(
-        [[factor, 0, (factor - 1) / 2], [0, factor, (factor - 1) / 2], [0, 0, 1]],
-        dtype=torch.float64,
-    )
-    return image.reduce(factor, box), matrix @ to_image
 
 
 def _rows(batch: Batch, required: Sequence[str], transform: str) -> list[dict[str, Any]]:
@@ -365,10 +305,9 @@ class _ViewTransform:
     ) -> torch.Tensor:
         """`[3, S, S]` float32: normalize, warp through `view` (padding is 0, the mean color), then jitter
         colors and cut out squares (on `keypoints` `[M, K, 3]` in input pixels too, when given)."""
-        image, matrix = _box_downscale(image, view.matrix)
-        pixels = F.to_dtype(F.to_image(image), torch.float32, scale=True)
-        pixels = F.normalize(pixels, self.image_mean, self.image_std).as_subclass(torch.Tensor)
-        warped = warp_by_view_matrix(pixels, matrix, self.input_size)[None]
+        pixels = F.to_image(image).as_subclass(torch.Tensor)
+        output_size = (self.input_size, self.input_size)
+        warped = render_input(pixels, view.matrix, output_size, self.image_mean, self.image_std)[None]
         joints = None if keypoints is None else keypoints[None]
         mean, std = self.image_mean, self.image_std
         return augment_pixels(warped, self.augmentation, joints, mean, std, self.generator)[0]
@@ -474,7 +413,8 @@ class LabeledTransform(_ViewTransform):
         regions = ignore_region_mask(row["ignore_rles"], (row["height"], row["width"]))
         if regions is None:
             return torch.zeros(self.input_size, self.input_size, dtype=torch.bool)
-        warped = warp_by_view_matrix(regions[None].float(), view.matrix, self.input_size, mode="nearest")
+        output_size = (self.input_size, self.input_size)
+        warped = warp_by_matrix(regions[None].float(), view.matrix, output_size, mode="nearest")
         return warped[0] > 0.5
 
 

@@ -56,6 +56,9 @@ class PoseConfig(PreTrainedConfig):
             max-pool window of the heatmap non-maximum suppression.
         refine (`bool`, *optional*, defaults to `True`):
             sub-pixel refinement of decoded keypoints.
+        flip_test (`bool`, *optional*, defaults to `False`):
+            evaluation and inference also run the mirrored image and average the maps (the published protocol
+            on real photos), unless a caller says otherwise; training never flips at test time.
         initializer_range (`float`, *optional*, defaults to 0.001):
             std of the normal init of neck and head convolutions (the backbone keeps timm's init).
     """
@@ -74,6 +77,7 @@ class PoseConfig(PreTrainedConfig):
     max_people: int = 30
     nms_kernel: int = 5
     refine: bool = True
+    flip_test: bool = False
     initializer_range: float = 0.001
 
     def __post_init__(self, **kwargs):

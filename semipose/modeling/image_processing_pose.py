@@ -1,10 +1,12 @@
 """Image processor of the semipose models: resize, pad, normalize in; decode and map to image pixels out.
 
-Geometry lives here, never in `forward`: images are resized keeping their aspect ratio so the longest
-edge is `size["longest_edge"]`, normalized, and padded at the bottom/right to the batch's largest
-size rounded up to a multiple of `size_divisor` (the backbone's coarsest stride). Post-processing
-decodes people (or takes already decoded `DecodedPoses`) and undoes the resize, so keypoints come
-back in ORIGINAL image pixels (integer coordinates = pixel centers, as everywhere in semipose).
+Geometry lives here, never in `forward`: each image is placed as the training views place it
+(`semipose.modeling.input_geometry`: the longest edge resized to `size["longest_edge"]`, top-left, the
+same resampling and normalization, so the same photo gives the same input pixels as the identity training
+view), then the batch is zero-padded at the bottom/right to its largest size rounded up to a multiple of
+`size_divisor` (the backbone's coarsest stride). Post-processing decodes people (or takes already decoded
+`DecodedPoses`) and inverts that placement, so keypoints come back in ORIGINAL image pixels (integer
+coordinates = pixel centers, as everywhere in semipose).
 
 Example:
 
@@ -36,6 +38,7 @@ from .codec_center_offset import decode_center_offset
 from .codec_common import DecodedPoses
 from .configuration_associative_embedding import AssociativeEmbeddingConfig
 from .configuration_pose import PoseConfig
+from .input_geometry import input_canvas_size, input_to_original, placement_matrix, render_input
 
 
 class PoseImageProcessorKwargs(ImagesKwargs, total=False):
@@ -54,12 +57,6 @@ class PoseImageProcessorKwargs(ImagesKwargs, total=False):
     grouping_order: list[int] | None
 
 
-def resized_size(height: int, width: int, longest_edge: int) -> tuple[int, int]:
-    """(height, width) after resizing so the longest edge is `longest_edge`, keeping the aspect ratio."""
-    scale = longest_edge / max(height, width)
-    return max(1, round(height * scale)), max(1, round(width * scale))
-
-
 class PoseImageProcessor(TorchvisionBackend):
     r"""
     Prepares images for the semipose models and turns their outputs into people in image pixels.
@@ -70,8 +67,9 @@ class PoseImageProcessor(TorchvisionBackend):
         size_divisor (`int`, *optional*, defaults to 32): padding multiple.
         output_stride (`int`, *optional*, defaults to 4): the model's output stride, for decoding.
         grouping_order (`list[int]`, *optional*): associative-embedding grouping order, for decoding.
-        Other arguments (`do_resize`, `resample`, `do_rescale`, `do_normalize`, `image_mean`,
-        `image_std`, `do_pad`) as in every transformers image processor.
+        Other arguments (`do_resize`, `do_rescale`, `do_normalize`, `image_mean`, `image_std`, `do_pad`) as in
+        every transformers image processor; `resample` is not used: images are resampled as the training views
+        are (`input_geometry.render_input`: exact box reduction, then bilinear), so both see the same pixels.
     """
 
     valid_kwargs = PoseImageProcessorKwargs
@@ -102,11 +100,6 @@ class PoseImageProcessor(TorchvisionBackend):
             raise ValueError(f"size: expected an int or {{'longest_edge': int}}, got {dict(kwargs['size'])}.")
         return kwargs
 
-    def resize(self, image: torch.Tensor, size: SizeDict, resample=None, **kwargs) -> torch.Tensor:
-        """Resize `[..., C, h, w]` so its longest edge is `size.longest_edge`, keeping the aspect ratio."""
-        height, width = resized_size(*image.shape[-2:], size.longest_edge)
-        return super().resize(image, SizeDict(height=height, width=width), resample=resample, **kwargs)
-
     def _preprocess(
         self,
         images: list[torch.Tensor],
@@ -123,13 +116,14 @@ class PoseImageProcessor(TorchvisionBackend):
         return_tensors=None,
         **kwargs,
     ) -> BatchFeature:
-        """Resize, rescale + normalize each `[3, h, w]` image, then pad the batch; returns `pixel_values`."""
+        """Place (`input_geometry`), rescale + normalize each `[3, h, w]` image, then pad the batch; returns
+        `pixel_values`."""
+        mean, std = (image_mean, image_std) if do_normalize else ((0.0,) * 3, (1.0,) * 3)
+        factor = rescale_factor if do_rescale else 1.0
         processed = []
         for image in images:
-            if do_resize:
-                image = self.resize(image, size, resample)
-            image = self.rescale_and_normalize(image, do_rescale, rescale_factor, do_normalize, image_mean, image_std)
-            processed.append(image)
+            matrix, render_size, (height, width) = _placement(tuple(image.shape[-2:]), size.longest_edge, do_resize)
+            processed.append(render_input(image, matrix, render_size, mean, std, factor)[:, :height, :width])
         if do_pad:
             processed = pad_to_multiple(processed, size_divisor)
         return BatchFeature(data={"pixel_values": processed}, tensor_type=return_tensors)
@@ -188,12 +182,25 @@ class PoseImageProcessor(TorchvisionBackend):
         return people
 
     def _to_original_pixels(self, keypoints: torch.Tensor, height: int, width: int) -> torch.Tensor:
-        """Undo the resize of an image of original size (height, width): `x = (x' + 0.5) / scale - 0.5` per axis."""
+        """Invert the placement of an image of original size (height, width): `input_geometry.input_to_original`."""
         if not self.do_resize:
             return keypoints
-        new_height, new_width = resized_size(height, width, self.size.longest_edge)
-        scale = torch.tensor([new_width / width, new_height / height], device=keypoints.device, dtype=keypoints.dtype)
-        return (keypoints + 0.5) / scale - 0.5
+        return input_to_original(keypoints, (height, width), self.size.longest_edge)
+
+
+def _placement(
+    image_size: tuple[int, int], longest_edge: int, do_resize: bool
+) -> tuple[torch.Tensor, tuple[int, int], tuple[int, int]]:
+    """The image-to-input matrix, the size to render at and the canvas `(h, w)` to keep of it.
+
+    A resized image is rendered on the S x S training canvas and cut to the part that holds it, so its pixels are
+    the identity training view's bit for bit (`affine_grid` samples depend on the output size). Without resizing
+    the image is kept as it is.
+    """
+    if not do_resize:
+        return torch.eye(3, dtype=torch.float64), image_size, image_size
+    square = (longest_edge, longest_edge)
+    return placement_matrix(image_size, longest_edge), square, input_canvas_size(image_size, longest_edge)
 
 
 def check_decoding_settings(image_processor: PoseImageProcessor, config: PoseConfig) -> None:
@@ -263,4 +270,4 @@ def to_coco_results(
     return results
 
 
-__all__ = ["PoseImageProcessor", "check_decoding_settings", "resized_size", "to_coco_results"]
+__all__ = ["PoseImageProcessor", "check_decoding_settings", "to_coco_results"]

@@ -94,6 +94,34 @@ def clip_to_image(people: dict[str, torch.Tensor], size: tuple[int, int]) -> dic
     return {**people, "keypoints": keypoints}
 
 
+@torch.no_grad()
+def estimate_people(
+    model, image_processor, pixel_values: torch.Tensor, image_sizes: list[tuple[int, int]],
+    flip_test: bool | None = None,
+) -> list[dict[str, torch.Tensor]]:
+    """The one path from model inputs to people: the trainer's evaluation, `PoseEstimator` (so `semipose predict`
+    and `semipose evaluate --model`) and the pipeline all run it, so the same weights score the same everywhere.
+
+    One forward pass (mirrored too when `flip_test`, None = the model config's `flip_test`), the model's decoder
+    with its config settings, the inverse of the image processor's placement, keypoints clipped into their image.
+
+    Args:
+        pixel_values (`torch.Tensor` of shape `(B, 3, H, W)`): the image processor's output for the images.
+        image_sizes: original `(height, width)` of each image.
+
+    Returns:
+        Per image, float CPU tensors `keypoints [M, K, 2]` (image pixels), `keypoint_scores [M, K]`, `scores [M]`.
+    """
+    flip_test = model.config.flip_test if flip_test is None else flip_test
+    outputs = model(pixel_values=pixel_values, flip_test=flip_test)
+    image_sizes = [(int(height), int(width)) for height, width in image_sizes]
+    people = image_processor.post_process_pose_estimation(model.decode(outputs), target_sizes=image_sizes)
+    return [
+        clip_to_image({name: value.float().cpu() for name, value in found.items()}, (width, height))
+        for found, (height, width) in zip(people, image_sizes)
+    ]
+
+
 def person_dicts(people: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
     """One image's people (`keypoints [M, K, 2]`, `keypoint_scores [M, K]`, `scores [M]`, CPU) as one dict each."""
     return [
@@ -110,7 +138,8 @@ class PoseEstimationPipeline(Pipeline):
 
     Takes an image file path, a PIL image (any mode) or a list of them; URLs are not fetched. Call
     parameters: `threshold` (people scoring below it are dropped; default 0) and `flip_test` (also run
-    the mirrored image and average the maps; default False). One image per forward pass.
+    the mirrored image and average the maps; default: the model config's `flip_test`). One image per forward
+    pass, through `estimate_people`.
 
     Illustration (not run: needs a trained model folder):
 
@@ -142,17 +171,15 @@ class PoseEstimationPipeline(Pipeline):
         inputs = self.image_processor(image, return_tensors="pt")
         return {"pixel_values": inputs["pixel_values"].to(self.dtype), "image_size": image.size}
 
-    def _forward(self, model_inputs: dict[str, Any], flip_test: bool = False) -> dict[str, Any]:
+    def _forward(self, model_inputs: dict[str, Any], flip_test: bool | None = None) -> dict[str, Any]:
         width, height = model_inputs["image_size"]
-        outputs = self.model(pixel_values=model_inputs["pixel_values"], flip_test=flip_test)
-        people = self.image_processor.post_process_pose_estimation(
-            self.model.decode(outputs), target_sizes=[(height, width)]
+        people = estimate_people(
+            self.model, self.image_processor, model_inputs["pixel_values"], [(height, width)], flip_test
         )[0]
-        return {"people": people, "image_size": model_inputs["image_size"]}
+        return {"people": people}
 
     def postprocess(self, model_outputs: dict[str, Any], threshold: float = 0.0) -> list[dict[str, Any]]:
-        people = {name: value.float() for name, value in model_outputs["people"].items()}
-        return person_dicts(clip_to_image(keep_confident(people, threshold), model_outputs["image_size"]))
+        return person_dicts(keep_confident(model_outputs["people"], threshold))
 
 
 def read_image(image: PIL.Image.Image | str | Path) -> PIL.Image.Image:
@@ -193,4 +220,4 @@ def remote_code_pipelines() -> dict[str, dict[str, Any]]:
     return {REMOTE_CODE_TASK: {"impl": reference, "pt": ["AutoModelForPoseEstimation"], "type": "image"}}
 
 
-__all__ = ["PoseEstimationPipeline", "register_pipeline", "remote_code_pipelines"]
+__all__ = ["PoseEstimationPipeline", "estimate_people", "register_pipeline", "remote_code_pipelines"]

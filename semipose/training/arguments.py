@@ -20,7 +20,7 @@ from transformers import TrainingArguments
 from ..data.transforms import AugmentationConfig
 
 SSL_MODES = ("supervised", "consistency", "semi")
-MODEL_SELECTIONS = ("best", "student", "teacher")
+MODEL_SELECTIONS = ("auto", "student", "teacher")
 STRONG = AugmentationConfig.strong()
 """The `strong_*` defaults: the labeled strong view's strengths, so both strong views are one augmentation."""
 
@@ -83,7 +83,10 @@ class SemiPoseTrainingArguments(TrainingArguments):
                           "non-finite loss or gradients; each is skipped. 0: never stop."},
     )
     final_model: str = field(
-        default="best", metadata={"help": "Saved model: best (higher validation AP) | student | teacher."}
+        default="auto",
+        metadata={"help": "Saved model, fixed in advance, never chosen on the reported split: auto (the teacher when "
+                          "one exists, the usual choice in semi-supervised detection; else the student) | student | "
+                          "teacher."},
     )
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Kept False: the pose transforms need every column."}

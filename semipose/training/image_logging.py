@@ -6,7 +6,7 @@ successive steps are comparable with TensorBoard's step slider:
 - `pseudo_labels/teacher_on_unlabeled`: the EMA teacher's people on unlabeled images, filtered as
   pseudo labels are (person score >= `pseudo_person_threshold`, keypoints drawn from
   `pseudo_keypoint_threshold`); logged once the teacher exists (after burn-in). The teacher sees
-  the image processor's letterbox of each image, not the random weak view of training.
+  the image processor's placement of each image, not the random weak view of training.
 - `predictions/student_on_validation`: the student's people on validation images (keypoints
   above 0.3), as `semipose predict` draws them.
 

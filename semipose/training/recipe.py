@@ -89,6 +89,11 @@ class ModelArguments:
         default=None,
         metadata={"help": "Config fields to override, e.g. 'offset_loss_weight=0.3,center_threshold=0.05'."},
     )
+    flip_test: bool | None = field(
+        default=None,
+        metadata={"help": "Evaluate and predict with the mirrored image too (the config's flip_test); default: on "
+                          "for a --dataset_dir (real photos, the published protocol), off for the synthetic data."},
+    )
 
 
 @dataclass
@@ -158,7 +163,10 @@ def parse_arguments(
     """The main job's three argument dataclasses from `argv` (default: the command line)."""
     parser = HfArgumentParser((ModelArguments, DataArguments, SemiPoseTrainingArguments))
     parser.set_defaults(**DEFAULT_TRAINING_ARGUMENTS)
-    return parser.parse_args_into_dataclasses(args=argv)
+    model_args, data_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+    if model_args.flip_test is None:
+        model_args.flip_test = data_args.dataset_dir is not None
+    return model_args, data_args, training_args
 
 
 def resolve_dataset_folder(data_args: DataArguments, training_args: SemiPoseTrainingArguments) -> Path:
@@ -223,6 +231,7 @@ def build_model(model_args: ModelArguments, skeleton: str, seed: int) -> PreTrai
         neck_channels=model_args.neck_channels,
         output_stride=model_args.output_stride,
         heatmap_sigma=model_args.heatmap_sigma,
+        flip_test=bool(model_args.flip_test),
         skeleton=skeleton,
     )
     if model_args.config_overrides:
@@ -236,7 +245,7 @@ def build_model(model_args: ModelArguments, skeleton: str, seed: int) -> PreTrai
 
 
 def build_image_processor(model_args: ModelArguments, config: PreTrainedConfig) -> PoseImageProcessor:
-    """The processor that letterboxes images to the training input and decodes as the model's `config` does."""
+    """The processor that places images as the training views do and decodes as the model's `config` does."""
     return PoseImageProcessor(
         size=model_args.input_size, output_stride=config.output_stride, grouping_order=config.grouping_order
     )

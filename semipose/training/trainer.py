@@ -54,6 +54,7 @@ from ..evaluation import KeypointEvaluator, ground_truth_from_rows
 from ..evaluation.pseudo_label_quality import pseudo_label_quality
 from ..evaluation.trainer_metrics import add_pose_estimates, people_from_pose_estimates, prefixed_metrics
 from ..modeling import check_decoding_settings, select_images
+from ..modeling.pipeline_pose_estimation import estimate_people
 from ..skeletons import get_skeleton
 from .arguments import SemiPoseTrainingArguments
 from .checkpoints import (
@@ -389,21 +390,18 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
 
     @torch.no_grad()
     def _pose_estimates(self, model, dataset) -> tuple[list[int], list[dict[str, torch.Tensor]]]:
-        """Image ids and their `post_process_pose_estimation` people (original pixels, on the CPU), all ranks."""
+        """Image ids and their people from `estimate_people` (the path `PoseEstimator` runs: flip test per the model
+        config, original pixels clipped into the image, on the CPU), all ranks."""
         loader = self._evaluation_loader(dataset)
         was_training = model.training
         model.eval()
         found = []
         for batch in loader:
             with self.accelerator.autocast():
-                outputs = model(pixel_values=batch["pixel_values"])
-            results = self.processing_class.post_process_pose_estimation(
-                model.decode(outputs), target_sizes=batch["target_sizes"]
-            )
-            batch_found = [
-                (image_id, {name: value.float().cpu() for name, value in people.items()})
-                for image_id, people in zip(batch["image_ids"].tolist(), results)
-            ]
+                results = estimate_people(
+                    model, self.processing_class, batch["pixel_values"], batch["target_sizes"].tolist()
+                )
+            batch_found = list(zip(batch["image_ids"].tolist(), results))
             # per batch, so the padding that evens out the last batch across ranks is dropped
             found.extend(self.accelerator.gather_for_metrics(batch_found, use_gather_object=True))
         model.train(was_training)
@@ -431,16 +429,14 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
 
     # ---------------------------------------------------------------------------- final model
 
-    def select_final_model(
-        self, metrics: dict[str, float], metric_key_prefix: str = "eval"
-    ) -> tuple[str, torch.nn.Module]:
-        """The network to save, by `args.final_model`: "best" compares validation AP of student and teacher."""
+    def select_final_model(self) -> tuple[str, torch.nn.Module]:
+        """The network to save, by `args.final_model`, fixed in advance: "auto" is the teacher when one exists (the
+        usual choice in semi-supervised detection), else the student. Never chosen by AP on the split it is scored
+        on; `evaluate` reports both networks."""
         student = self.accelerator.unwrap_model(self.model)
         choice = self.args.final_model
-        if choice == "best":
-            teacher_ap = metrics.get(f"{metric_key_prefix}_teacher_AP", float("-inf"))
-            teacher_is_better = self.teacher is not None and teacher_ap > metrics[f"{metric_key_prefix}_AP"]
-            choice = "teacher" if teacher_is_better else "student"
+        if choice == "auto":
+            choice = "student" if self.teacher is None else "teacher"
         if choice == "teacher" and self.teacher is None:
             raise ValueError("final_model='teacher' but no teacher exists (supervised mode, or burn-in not over).")
         return choice, (self.teacher if choice == "teacher" else student)

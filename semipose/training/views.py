@@ -38,7 +38,8 @@ import torch.nn.functional as F
 from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
 from ..data.pixel_augmentation import augment_pixels, draw_uniform
-from ..data.transforms import AugmentationConfig, pixel_to_normalized
+from ..data.transforms import AugmentationConfig
+from ..modeling.input_geometry import pixel_to_normalized
 
 
 @dataclass(frozen=True)

@@ -79,9 +79,11 @@ def test_workers_serve_readable_images_and_report_the_skipped_ones_in_the_batch(
     assert odd[UNREADABLE_KEY].tolist() == [] and real[UNREADABLE_KEY].tolist() == [MISSING, CORRUPT]
     assert odd["image_ids"].tolist() == [TINY, WIDE, EMPTY, OUTSIDE]
     assert real["image_ids"].tolist() == [40083, 40083, 197388, 197388]  # each bad row served by the next
-    # the 1x1 and the 10000x200 images: their centers land on the input center, every keypoint kept
+    # the 1x1 image's center lands on the input center, the 10000x200 one's at x 31.5 and y 64 * 100 / 10000
+    # - 0.5 (placed top-left, as the image processor does), every keypoint kept
     assert odd["keypoints"].shape == (4, 1, K, 3)
-    assert torch.equal(odd["keypoints"][:2], torch.tensor([31.5, 31.5, 2.0]).expand(2, 1, K, 3))
+    assert torch.equal(odd["keypoints"][0], torch.tensor([31.5, 31.5, 2.0]).expand(1, K, 3))
+    torch.testing.assert_close(odd["keypoints"][1], torch.tensor([31.5, 0.14, 2.0]).expand(1, K, 3))
     assert not odd["keypoints"][2:].any()  # no people (padding) / a person entirely outside: all zeros
     assert torch.isfinite(odd["pixel_values"]).all() and not odd["ignore_mask"].any()
 
@@ -105,7 +107,7 @@ def test_logging_images_pass_over_unreadable_files(broken_dataset):
     assert [image.size for image in images] == [(500, 333), (640, 392)]  # 40083 and 197388
 
 
-def test_evaluation_collator_letterboxes_odd_images_and_names_an_unreadable_one(broken_dataset):
+def test_evaluation_collator_places_odd_images_and_names_an_unreadable_one(broken_dataset):
     rows = _split(broken_dataset, "validation")
     collate = EvaluationCollator(PoseImageProcessor(size=SIZE, output_stride=4))
     batch = collate([rows[0], rows[1]])

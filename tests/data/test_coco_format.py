@@ -234,3 +234,25 @@ def test_missing_or_invalid_annotation_file(tmp_path, coco_fixture_dir):
     (tmp_path / "broken.json").write_text("{\"images\": [")
     with pytest.raises(ValueError, match="broken.json: not valid JSON"):
         read_coco_keypoints(tmp_path / "broken.json", coco_fixture_dir)
+
+
+@pytest.mark.parametrize("outside", ["../000000000785.jpg", "absolute"])
+def test_file_name_that_leaves_the_image_folder_is_refused_unless_allowed(tmp_path, coco_fixture_dir, fixture_json,
+                                                                           outside):
+    """Image 785 named `../000000000785.jpg` from an `images/` sub-folder, or by its absolute path: both name a
+    real file outside the folder, refused naming the record, read when `allow_outside_image_dir=True`."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for image in coco_fixture_dir.glob("*.jpg"):
+        (images / image.name).symlink_to(image)
+    (tmp_path / "000000000785.jpg").symlink_to(coco_fixture_dir / "000000000785.jpg")
+    data = copy.deepcopy(fixture_json)
+    file_name = outside if outside != "absolute" else str(tmp_path / "000000000785.jpg")
+    next(image for image in data["images"] if image["id"] == 785)["file_name"] = file_name
+    annotation_file = tmp_path / "outside.json"
+    annotation_file.write_text(json.dumps(data))
+    expected = rf"outside.json: image id 785: file_name '{file_name}' leaves the image folder .*images"
+    with pytest.raises(ValueError, match=expected):
+        read_coco_keypoints(annotation_file, images, show_progress=False)
+    rows = read_coco_keypoints(annotation_file, images, show_progress=False, allow_outside_image_dir=True)
+    assert rows[0]["image"] == str(tmp_path / "000000000785.jpg")

@@ -143,18 +143,18 @@ def test_ignore_mask_moves_with_the_image():
         assert mask.sum().item() == pytest.approx(169 * area_scale, rel=0.15)
 
 
-def test_identity_view_is_the_exact_letterbox_for_keypoints():
-    """64 x 48 into 128: x' = 2x + 0.5 (edges -0.5 and 63.5 go to -0.5 and 127.5), y centered."""
+def test_identity_view_is_the_exact_top_left_placement_for_keypoints():
+    """64 x 48 into 128: x' = 2x + 0.5, y' = 2y + 0.5 (edges -0.5 and 63.5 go to -0.5 and 127.5), top-left."""
     keypoints = np.array([[[0, 0, 2], [63, 47, 1], [10.25, 3.5, 2]] + [[5, 5, 0]] * 14], np.float32)
     image = np.zeros((48, 64, 3), np.uint8)
     output = run(make_row(image, keypoints), AugmentationConfig.none(), seed=0)
     expected = torch.zeros(1, 17, 3)
-    expected[0, :3] = torch.tensor([[0.5, 16.5, 2], [126.5, 110.5, 1], [21.0, 23.5, 2]])
+    expected[0, :3] = torch.tensor([[0.5, 0.5, 2], [126.5, 94.5, 1], [21.0, 7.5, 2]])
     assert torch.allclose(output["keypoints"], expected, atol=1e-5)
     assert not output["ignore_mask"].any()
 
 
-def test_identity_view_pixels_are_a_resize_with_centered_mean_color_padding():
+def test_identity_view_pixels_are_a_resize_with_mean_color_padding_below():
     generator = torch.Generator().manual_seed(0)
     image = torch.randint(0, 256, (48, 64, 3), generator=generator, dtype=torch.uint8)
     output = run(make_row(image.numpy(), NO_PEOPLE), AugmentationConfig.none(), seed=0)
@@ -162,7 +162,7 @@ def test_identity_view_pixels_are_a_resize_with_centered_mean_color_padding():
         image.permute(2, 0, 1)[None] / 255, size=(96, 128), mode="bilinear", align_corners=False
     )
     expected = torch.zeros(3, 128, 128)
-    expected[:, 16:112] = (resized[0] - MEAN) / STD
+    expected[:, :96] = (resized[0] - MEAN) / STD
     assert torch.allclose(output["pixel_values"], expected, atol=1e-5)
 
 
@@ -173,8 +173,8 @@ def test_shrinking_view_box_averages_exactly():
     output = run(make_row(image.numpy(), NO_PEOPLE), AugmentationConfig.none(), seed=0)
     blocks = nnf.avg_pool2d(image.permute(2, 0, 1).double()[None], 2)[0] / 255
     restored = unnormalized(output["pixel_values"]).double()
-    assert torch.allclose(restored[:, 16:112], blocks, atol=0.6 / 255)
-    padding = torch.cat([output["pixel_values"][:, :16], output["pixel_values"][:, 112:]], dim=1)
+    assert torch.allclose(restored[:, :96], blocks, atol=0.6 / 255)
+    padding = output["pixel_values"][:, 96:]
     assert torch.equal(padding, torch.zeros_like(padding))
 
 
@@ -322,7 +322,7 @@ def test_real_fixture_keypoints_stay_on_their_markers_and_the_mask_on_the_region
     assert [bool(mask.any()) for mask in output["ignore_mask"]] == [False, True, True, False]
 
 
-def test_real_fixture_identity_view_is_the_letterbox_of_the_coco_keypoints(coco_fixture_dir):
+def test_real_fixture_identity_view_is_the_top_left_placement_of_the_coco_keypoints(coco_fixture_dir):
     rows = read_coco_keypoints(
         coco_fixture_dir / "test_coco.json", coco_fixture_dir, show_progress=False
     )
@@ -333,7 +333,6 @@ def test_real_fixture_identity_view_is_the_letterbox_of_the_coco_keypoints(coco_
         original = torch.tensor(row["keypoints"])
         zoom = 256 / max(row["width"], row["height"])
         expected = (original[..., :2] + 0.5) * zoom - 0.5
-        expected[..., 1] += (256 - row["height"] * zoom) / 2
         labeled = original[..., 2] > 0
         assert torch.allclose(keypoints[..., :2][labeled], expected[labeled], atol=1e-3)
         assert torch.equal(keypoints[..., 2], original[..., 2])

@@ -18,13 +18,13 @@ from semipose.modeling import (
     to_coco_results,
 )
 from semipose.modeling.codec_center_offset import decode_center_offset, encode_center_offset_targets
-from semipose.modeling.image_processing_pose import resized_size
+from semipose.modeling.input_geometry import input_canvas_size
 
 
 def test_resize_keeps_aspect_ratio_and_pads_to_the_divisor():
     processor = PoseImageProcessor(size=128)
     pixel_values = processor(torch.zeros(3, 100, 300, dtype=torch.uint8), return_tensors="pt")["pixel_values"]
-    assert resized_size(100, 300, 128) == (43, 128)
+    assert input_canvas_size((100, 300), 128) == (43, 128)
     assert pixel_values.shape == (1, 3, 64, 128)
 
 
@@ -52,10 +52,10 @@ def test_post_process_maps_input_pixels_to_original_pixels():
 
 
 def test_post_process_round_trips_through_an_uneven_resize():
+    """One scale for both axes (128 / 300), even though the canvas height 43 is rounded up from 42.67."""
     original = torch.tensor([[[[13.0, 77.0], [299.0, 0.0]]]])
     processor = PoseImageProcessor(size=128)
-    new_height, new_width = resized_size(100, 300, 128)
-    scale = torch.tensor([new_width / 300, new_height / 100])
+    scale = 128 / 300
     poses = DecodedPoses(
         keypoints=(original + 0.5) * scale - 0.5, keypoint_scores=torch.ones(1, 1, 2), scores=torch.ones(1, 1),
         mask=torch.ones(1, 1, dtype=torch.bool),

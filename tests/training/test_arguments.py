@@ -85,3 +85,13 @@ def test_every_parameter_gets_a_gradient_so_ddp_need_not_look_for_unused_ones(fa
         keypoints[..., 2] = 2
     model(pixel_values=torch.randn(2, 3, 64, 64), keypoints=keypoints).loss.backward()
     assert [name for name, parameter in model.named_parameters() if parameter.grad is None] == []
+
+
+def test_main_job_flip_test_is_on_for_real_photos_and_off_for_synthetic_data(tmp_path):
+    from semipose.training.recipe import build_model, parse_arguments
+
+    real = ["--output_dir", str(tmp_path), "--dataset_dir", str(tmp_path), "--backbone", "regnetx_002"]
+    assert parse_arguments(real)[0].flip_test is True
+    assert parse_arguments([*real, "--flip_test", "false"])[0].flip_test is False
+    model_args = parse_arguments(["--output_dir", str(tmp_path), "--backbone", "regnetx_002"])[0]
+    assert model_args.flip_test is False and build_model(model_args, "coco", seed=0).config.flip_test is False
