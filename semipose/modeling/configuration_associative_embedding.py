@@ -16,8 +16,8 @@ class AssociativeEmbeddingConfig(PoseConfig):
         tag_push_loss_weight (`float`, *optional*, defaults to 1e-2):
             weight of the push term (mean tags of different people apart). At 1e-3 both, the tags of a
             5%-label teacher sat 0.25 apart (median) against a tag threshold of 1, so grouping merged
-            people; at 1e-2 the 100%-label ceiling of the main job's setting rose from 17.0 to 33.5 AP
-            (`benchmarks/results/bench_ae_learner_tag1e-2.md`).
+            people. At 1e-2 the 100%-label ceiling of the main job's setting (1500 steps) is 33.5 AP over
+            seeds 0 and 1 (seed 0: 32.1 against 21.7 at 1e-3; `benchmarks/results/bench_ae_learner_*.md`).
         detection_threshold (`float`, *optional*, defaults to 0.1):
             heatmap peaks below this are not decoded.
         tag_threshold (`float`, *optional*, defaults to 1.0):
