@@ -71,6 +71,7 @@ from .checkpoints import (
 from .consistency import heatmap_consistency_loss
 from .data_health import UnreadableImagesMixin
 from .ema import build_teacher, update_teacher
+from .hardware import resolve_torch_threads
 from .pseudo_labels import select_confident_people, uncertain_region_mask
 from .seeded_samples import SeededSamples
 from .views import StrongView
@@ -113,6 +114,7 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
             )
         if self.processing_class is not None:
             check_decoding_settings(self.processing_class, self.model.config)
+        self._apply_hardware_settings()
         self.strong_view = StrongView(self.args.strong_augmentation)
         if self.args.pseudo_person_threshold is None:  # person scores differ in scale between the families
             self.args.pseudo_person_threshold = self.model.config.pseudo_person_threshold
@@ -127,6 +129,17 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
         self._evaluation_dataset = None
         self._evaluation_loader_prepared: DataLoader | None = None
         self.add_callback(_TeacherCallback(self))
+
+    def _apply_hardware_settings(self) -> None:
+        """Torch threads and memory format as the arguments ask (see `semipose.training.hardware`), logged."""
+        args = self.args
+        if args.torch_threads is not None:
+            torch.set_num_threads(resolve_torch_threads(args.torch_threads))
+        if args.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        threads = f"{torch.get_num_threads()} ({args.torch_threads or 'torch default'})"
+        logger.info("Torch threads %s, precision %s (%s), channels_last %s.", threads, args.resolved_precision,
+                    args.precision_reason, "on" if args.channels_last else "off")
 
     # ----------------------------------------------------------------------------------- loss
 
