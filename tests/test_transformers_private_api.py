@@ -34,12 +34,13 @@ CALLED = [
      {"dataset": ANY, "description": "Training", "batch_size": 2, "sampler_fn": ANY, "is_training": True}),
     # passed as `sampler_fn`, which `_get_dataloader` calls with the dataset
     (Trainer, "_get_train_sampler", (ANY,), {}),
+    (Trainer, "_clip_grad_norm", (ANY,), {}),  # benchmarks/bench_speed.py, as the Trainer's loop calls it
     (TorchvisionBackend, "_standardize_kwargs", (), {"size": ANY, "image_mean": ANY}),
 ]
 
 # (our class, the transformers class it extends, the private methods it overrides)
 OVERRIDDEN = [
-    (SemiPoseTrainer, Trainer, ["_save_checkpoint", "_load_from_checkpoint", "_run_epoch"]),
+    (SemiPoseTrainer, Trainer, ["_save_checkpoint", "_load_from_checkpoint", "_run_epoch", "_get_grad_norm"]),
     (PoseImageProcessor, TorchvisionBackend, ["_standardize_kwargs", "_preprocess"]),
 ]
 PUBLIC_OVERRIDES = (SemiPoseTrainer, Trainer, ["compute_loss", "training_step", "log", "train",

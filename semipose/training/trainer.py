@@ -70,7 +70,7 @@ from .checkpoints import (
 )
 from .consistency import heatmap_consistency_loss
 from .data_health import UnreadableImagesMixin
-from .ema import build_teacher, update_teacher
+from .ema import EmaPairing, build_teacher
 from .hardware import resolve_torch_threads
 from .pseudo_labels import select_confident_people, uncertain_region_mask
 from .seeded_samples import SeededSamples
@@ -122,7 +122,9 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
         self.skipped_steps = 0
         self._consecutive_skipped_steps = 0
         self._step_was_skipped = False
-        self._buffer_snapshot: list[torch.Tensor] = []
+        self._buffer_snapshot: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None  # (live, saved)
+        self._gradient_norm: torch.Tensor | float | None = None
+        self._ema: EmaPairing | None = None
         self._step_terms: list[dict[str, torch.Tensor]] = []
         self._loss_sums: dict[str, torch.Tensor] = {}
         self._loss_counts: dict[str, int] = defaultdict(int)
@@ -233,28 +235,40 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
         if skipped:
             return
         if self.teacher is not None:
-            update_teacher(self.teacher, self.accelerator.unwrap_model(self.model), self.args.ema_decay)
+            if self._ema is None or self._ema.teacher is not self.teacher:  # built, restored or replaced
+                self._ema = EmaPairing(self.teacher, self.accelerator.unwrap_model(self.model))
+            self._ema.update(self.args.ema_decay)
         self._maybe_build_teacher()
 
     # ------------------------------------------------------------------------- numerical faults
 
     def _snapshot_buffers(self) -> None:
-        """At the start of an optimizer step: the student's buffers (BatchNorm statistics), to undo a bad step."""
-        student = self.accelerator.unwrap_model(self.model)
-        self._buffer_snapshot = [buffer.detach().clone() for buffer in student.buffers()]
+        """At the start of an optimizer step: the student's buffers (BatchNorm statistics), to undo a bad step;
+        one foreach copy into tensors kept from the first step (the buffers are updated in place)."""
+        if self._buffer_snapshot is None:
+            live = [buffer.detach() for buffer in self.accelerator.unwrap_model(self.model).buffers()]
+            self._buffer_snapshot = (live, [buffer.clone() for buffer in live])
+        elif self._buffer_snapshot[0]:
+            torch._foreach_copy_(self._buffer_snapshot[1], self._buffer_snapshot[0])
+
+    def _get_grad_norm(self, model, grad_norm=None):
+        """transformers' gradient norm of the step, kept for the non-finite guard (which need not compute it again)."""
+        self._gradient_norm = super()._get_grad_norm(model, grad_norm=grad_norm)
+        return self._gradient_norm
 
     def _skip_non_finite_step(self) -> None:
         """Before the optimizer step: a step with non-finite gradients moves nothing (weights, BatchNorm
         statistics, optimizer, teacher); `max_consecutive_nonfinite_steps` of them in a row stop the run."""
-        gradients = [p.grad for p in self.model.parameters() if p.grad is not None]
-        if gradients and torch.isfinite(torch.nn.utils.get_total_norm(gradients)):
+        norm, self._gradient_norm = self._gradient_norm, None
+        if norm is None:  # not from the Trainer's loop
+            norm = torch.nn.utils.get_total_norm([p.grad for p in self.model.parameters() if p.grad is not None])
+        if torch.isfinite(torch.as_tensor(norm)):
             self._consecutive_skipped_steps = 0
             return
         self.model.zero_grad(set_to_none=True)
-        student = self.accelerator.unwrap_model(self.model)
-        with torch.no_grad():
-            for buffer, saved in zip(student.buffers(), self._buffer_snapshot, strict=True):
-                buffer.copy_(saved)
+        live, saved = self._buffer_snapshot
+        if live:
+            torch._foreach_copy_(live, saved)
         self.skipped_steps += 1
         self._consecutive_skipped_steps += 1
         self._step_was_skipped = True
