@@ -50,6 +50,7 @@ CALLER_MODULES = {Trainer: [trainer_module], TorchvisionBackend: [image_processi
 # (transformers class, module that sets it, attribute on `self` that semipose or its benchmarks read)
 ATTRIBUTES = [
     (Trainer, trainer_module, "_train_batch_size"),  # SemiPoseTrainer.get_train_dataloader
+    (Trainer, trainer_module, "is_in_train"),  # SemiPoseTrainer.evaluate keeps the training loop's evaluations
     (Trainer, trainer_module, "current_gradient_accumulation_steps"),  # set by benchmarks/bench_speed.py
     (TensorBoardCallback, integration_utils, "logging_dir"),  # ImageLoggingCallback writes beside it
 ]
