@@ -1,28 +1,33 @@
-"""Cost of the semi-supervised step: four ratios, each measured within one run of this script.
+"""Speed of the main job and of its semi-supervised step, measured on the job's own trainer.
 
-1. `semi` step time (B labeled + B unlabeled, teacher built, unsupervised weight 1) over a
-   `supervised` step on 2B labeled images, same model and optimizer: forward + backward +
-   optimizer step (+ the teacher's EMA update for `semi`). Floor about 1.17 (one teacher forward
-   on B images), target <= 1.25.
-2. Share of the `semi` step spent on pseudo labels (`SemiPoseTrainer._pseudo_keypoints`: decode,
-   filter, map to the strong view), target <= 5%; with the share of every other part of the step.
-3. Data pipeline images/s (the main job's train DataLoader: labeled + unlabeled transforms, 2
-   workers) over the images/s the `semi` step consumes (2B per step), target >= 2.
-4. Peak resident memory of a shortened default main job (`accelerate launch
-   examples/run_semi_pose.py --max_steps 60`), target <= 3 GiB.
+1. The job: the main job's trainer (`semipose.training.recipe`, the main job's defaults: its torch
+   threads, precision and memory format, its loader and 2 workers, callbacks and logging) trains
+   `--job_steps` semi steps (`--burn_in_steps 0 --ramp_up_ratio 0`, no evaluation or checkpoint);
+   a callback clocks every optimizer step as the Trainer's loop sees it and the part of it spent
+   outside the step (the next batch from the loader, logging).
+2. The isolated step on the same trainer (fixed batches, no loader): `semi` (B labeled + B
+   unlabeled, unsupervised weight 1) and `supervised` (2B labeled) steps alternate, each the job's
+   full step: buffer snapshot, forward + losses + backward, gradient clipping, the non-finite
+   guard, optimizer step (+ EMA for `semi`). The job's step and the isolated `semi` step should
+   agree within 15%; the gap is split into the loader/logging part and the rest.
+3. The semi/supervised step ratio (floor about 1.17 = one teacher forward on B images, target <=
+   1.25), the share of each part of the semi step, pseudo labels (target <= 5%).
+4. The main job's loader images/s (2 workers, its transforms) over the images/s the job's step
+   consumes (target >= 2), and, unless `--quick`, peak memory of a shortened main job (<= 3 GiB).
+5. `--torch_compile`: the job of (1) again with the Trainer's `--torch_compile true`, compile time
+   included (`torch_compile` in the JSON).
 
-The model, data and trainer are the main job's defaults (center_offset, regnetx_002, neck 64,
-64 px input, B = 16, synthetic CrowdPose data), built with the main job's own functions. Torch
-threads are left at torch's default, as in the main job. Semi and supervised steps alternate so
-machine noise hits both alike; every figure is a median over `--repeats` timed steps after
-`--warmup` untimed ones. The teacher is a fresh copy of an untrained student, so it finds few
-confident people; the JSON records how many pseudo people per image the timed steps had.
+The teacher is a copy of an untrained student, so it finds few confident people; the isolated steps
+are repeated with every decoded person kept (the upper bound of the pseudo-label cost). Each median is
+over `--repeats` timed steps after `--warmup` untimed ones; the JSON records the load average, since
+the machine's other jobs move every figure.
 
 Usage:
 
 ```bash
 python -m benchmarks.bench_speed --cache_dir /tmp/semicache           # a few minutes on 2 cores
-python -m benchmarks.bench_speed --cache_dir /tmp/semicache --quick   # fewer repeats, no memory run
+python -m benchmarks.bench_speed --cache_dir /tmp/semicache --quick   # fewer steps, no memory run
+python -m benchmarks.bench_speed --torch_compile                      # + the job with torch.compile
 ```
 """
 
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -37,29 +43,30 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import psutil
+import torch
 import transformers
+from transformers import TrainerCallback
 
 from benchmarks.machine_info import machine_info
 from semipose.data.collator import PoseDataCollator
-from semipose.training import SemiPoseTrainer, SemiPoseTrainingArguments
-from semipose.training.ema import build_teacher, update_teacher
+from semipose.training import SemiPoseTrainer
 from semipose.training.recipe import (
-    DEFAULT_TRAINING_ARGUMENTS,
     DataArguments,
-    ModelArguments,
     build_image_processor,
     build_model,
     build_trainer,
     build_training_data,
+    parse_arguments,
 )
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "bench_speed.json"
-TARGETS = {"semi_over_supervised_step": 1.25, "pseudo_label_share": 0.05,
+TARGETS = {"semi_over_supervised_step": 1.25, "job_over_isolated_step": 1.15, "pseudo_label_share": 0.05,
            "pipeline_over_training_images_per_second": 2.0, "main_job_peak_rss_gib": 3.0}
 HIGHER_IS_BETTER = {"pipeline_over_training_images_per_second"}
 
@@ -92,20 +99,55 @@ class StepTimers:
         return step
 
 
-def build_semi_trainer(cache_dir: str, output_dir: str) -> SemiPoseTrainer:
-    """The default main job's semi trainer, with the teacher built and the unsupervised weight at 1."""
-    model_args, data_args = ModelArguments(), DataArguments(cache_dir=cache_dir)
-    arguments = {**DEFAULT_TRAINING_ARGUMENTS, "output_dir": output_dir, "report_to": "none",
-                 "eval_strategy": "no"}
-    training_args = SemiPoseTrainingArguments(**arguments)
+class StepClock(TrainerCallback):
+    """When each optimizer step of the Trainer's loop begins and ends."""
+
+    def __init__(self):
+        self.begins: list[float] = []
+        self.ends: list[float] = []
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.begins.append(time.perf_counter())
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.ends.append(time.perf_counter())
+
+    def summary(self, warmup: int) -> dict:
+        """Median step (end to end) and median part outside it (end to the next begin), after `warmup` steps."""
+        ends, begins = self.ends[warmup:], self.begins[warmup + 1:]
+        steps = [later - earlier for earlier, later in zip(ends, ends[1:])]
+        outside = [begin - end for end, begin in zip(ends, begins)]
+        return {"steps_timed": len(steps), "step_seconds": statistics.median(steps),
+                "outside_step_seconds": statistics.median(outside), "steps_per_second": 1 / statistics.median(steps)}
+
+
+def job_arguments(cache_dir: str, output_dir: str, steps: int, extra: Sequence[str] = ()) -> list[str]:
+    """The main job's command line for a short semi run on its default data (no evaluation, no checkpoint)."""
+    return ["--output_dir", output_dir, "--cache_dir", cache_dir, "--max_steps", str(steps), "--burn_in_steps", "0",
+            "--ramp_up_ratio", "0", "--eval_strategy", "no", "--save_strategy", "no", "--report_to", "none",
+            "--disable_tqdm", "true", *extra]
+
+
+def build_job_trainer(argv: Sequence[str]) -> SemiPoseTrainer:
+    """The main job's trainer for `argv`, built as `examples/run_semi_pose.py` builds it."""
+    model_args, data_args, training_args = parse_arguments(list(argv))
     data = build_training_data(model_args, data_args, training_args)
     model = build_model(model_args, data.skeleton, seed=training_args.seed)
-    trainer = build_trainer(model, build_image_processor(model_args, model.config), data, data_args, training_args)
-    trainer.state.max_steps = training_args.max_steps
-    trainer.state.global_step = training_args.max_steps - 1  # past burn-in and ramp-up: factor 1
-    trainer.current_gradient_accumulation_steps = 1  # set by Trainer's loop, which this benchmark bypasses
-    trainer.teacher = build_teacher(trainer.model)
-    return trainer
+    return build_trainer(model, build_image_processor(model_args, model.config), data, data_args, training_args)
+
+
+def run_job(trainer: SemiPoseTrainer, warmup: int) -> dict:
+    """Train `trainer` (its whole run) with a `StepClock`; the clock's summary and the run's wall time."""
+    clock = StepClock()
+    trainer.add_callback(clock)
+    start = time.perf_counter()
+    trainer.train()
+    wall = time.perf_counter() - start
+    trainer.remove_callback(clock)
+    args = trainer.args
+    return {**clock.summary(warmup), "train_wall_seconds": round(wall, 2), "torch_threads": torch.get_num_threads(),
+            "precision": args.resolved_precision, "channels_last": args.channels_last,
+            "torch_compile": args.torch_compile, "dataloader_num_workers": args.dataloader_num_workers}
 
 
 def fixed_batches(trainer: SemiPoseTrainer) -> tuple[dict, dict]:
@@ -131,30 +173,36 @@ def instrument(trainer: SemiPoseTrainer) -> StepTimers:
 
 
 def measure_steps(trainer: SemiPoseTrainer, timers: StepTimers, warmup: int, repeats: int) -> dict:
-    """Median step times of both modes (alternating) and the median share of each part of the semi step."""
+    """Median step times of both modes (alternating) and the median share of each part of the semi step.
+
+    `trainer` has trained (its optimizer exists, its model is prepared: autocast as in the job)."""
     trainer._loss_sums.clear()
     trainer._loss_counts.clear()
-    optimizer = trainer.create_optimizer()
-    model = trainer.model
+    model, optimizer = trainer.model_wrapped, trainer.optimizer
     semi_batch, supervised_batch = fixed_batches(trainer)
 
-    def step(batch: dict, with_teacher: bool) -> tuple[float, dict[str, float]]:
+    def step(batch: dict, semi: bool) -> tuple[float, dict[str, float]]:
+        """One optimizer step as the Trainer's loop and `_TeacherCallback` run it."""
         start = time.perf_counter()
+        with timers.time("guard"):
+            trainer._snapshot_buffers()
         with timers.time("training_step"):
             trainer.training_step(model, batch)
         with timers.time("optimizer_step"):
+            trainer._get_grad_norm(model, grad_norm=trainer._clip_grad_norm(model))
+        with timers.time("guard"):
+            trainer._skip_non_finite_step()
+        with timers.time("optimizer_step"):
             optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
-        trainer._commit_step_terms(keep=True)  # the Trainer's callback would, after its optimizer step
-        if with_teacher:
-            with timers.time("ema_update"):
-                update_teacher(trainer.teacher, model, trainer.args.ema_decay)
+            model.zero_grad()
+        with timers.time("ema_update"):
+            trainer._after_optimizer_step() if semi else trainer._commit_step_terms(keep=True)
         return time.perf_counter() - start, timers.pop()
 
     semi_times, supervised_times, parts = [], [], defaultdict(list)
     for index in range(warmup + repeats):
-        semi_time, semi_parts = step(semi_batch, with_teacher=True)
-        supervised_time, _ = step(supervised_batch, with_teacher=False)
+        semi_time, semi_parts = step(semi_batch, semi=True)
+        supervised_time, _ = step(supervised_batch, semi=False)
         if index < warmup:
             continue
         semi_times.append(semi_time)
@@ -182,6 +230,7 @@ def semi_step_shares(total: float, parts: dict[str, float]) -> dict[str, float]:
         "backward": parts["training_step"] - parts["compute_loss"],
         "optimizer_step": parts["optimizer_step"],
         "ema_update": parts["ema_update"],
+        "non_finite_guard": parts["guard"],
     }
     seconds["other"] = total - sum(seconds.values())
     return {name: value / total for name, value in seconds.items()}
@@ -249,38 +298,68 @@ def figure(name: str, value: float) -> dict:
             "pass": passed}
 
 
+def measure_job_and_steps(args, output_dir: str) -> dict:
+    """The job's steps/s, then the isolated steps on its trainer (as trained, then with every person kept)."""
+    trainer = build_job_trainer(job_arguments(args.cache_dir, output_dir, args.job_steps))
+    job = run_job(trainer, args.warmup)
+    timers = instrument(trainer)
+    steps = measure_steps(trainer, timers, args.warmup, args.repeats)
+    # An untrained teacher finds few confident people: repeat with every decoded person kept,
+    # the upper bound of the pseudo-label cost (decode, filter, map, encode, joint cutout).
+    trainer.args.pseudo_person_threshold = trainer.args.pseudo_keypoint_threshold = 0.0
+    trainer.teacher.config.center_threshold = 0.0
+    all_people = measure_steps(trainer, timers, args.warmup, args.repeats)
+    pipeline = pipeline_images_per_second(trainer, args.pipeline_batches, repeats=3)
+    return {"trainer": trainer, "job": job, "steps": steps, "all_people": all_people, "pipeline": pipeline}
+
+
+def job_versus_step(job: dict, isolated_semi_seconds: float) -> dict:
+    """How far the job's step is from the isolated semi step, and how much of that is outside the step."""
+    gap = job["step_seconds"] - isolated_semi_seconds
+    return {"job_over_isolated_step": round(job["step_seconds"] / isolated_semi_seconds, 4),
+            "gap_seconds": round(gap, 4), "of_which_loader_and_logging_seconds": round(job["outside_step_seconds"], 4),
+            "of_which_inside_the_step_seconds": round(gap - job["outside_step_seconds"], 4)}
+
+
+def compile_comparison(args, output_dir: str, eager: dict) -> dict:
+    """The same job with the Trainer's `--torch_compile true`: wall time of the whole run, compile included."""
+    trainer = build_job_trainer(job_arguments(args.cache_dir, output_dir, args.job_steps, ["--torch_compile", "true"]))
+    compiled = run_job(trainer, args.warmup)
+    return {"eager": eager, "compiled": compiled,
+            "compiled_over_eager_train_wall": round(compiled["train_wall_seconds"] / eager["train_wall_seconds"], 4),
+            "keep": compiled["train_wall_seconds"] < eager["train_wall_seconds"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache_dir", default=DataArguments().cache_dir, help="synthetic data cache (main job's)")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed steps of each mode")
+    parser.add_argument("--job_steps", type=int, default=150, help="semi steps of the job measurement")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps of each mode (and of the job)")
     parser.add_argument("--repeats", type=int, default=30, help="timed steps of each mode (median kept)")
     parser.add_argument("--pipeline_batches", type=int, default=20, help="timed DataLoader batches per run")
     parser.add_argument("--main_job_steps", type=int, default=60, help="steps of the memory run; 0 skips it")
-    parser.add_argument("--quick", action="store_true", help="3 warm-up, 8 timed steps, 10 batches, no memory run")
+    parser.add_argument("--torch_compile", action="store_true", help="also time the job with torch.compile")
+    parser.add_argument("--quick", action="store_true", help="60 job steps, 3 warm-up, 8 timed, 10 batches, no memory")
     parser.add_argument("--output", type=Path, default=RESULTS)
     args = parser.parse_args()
     if args.quick:
-        args.warmup, args.repeats, args.pipeline_batches, args.main_job_steps = 3, 8, 10, 0
+        args.job_steps, args.warmup, args.repeats, args.pipeline_batches, args.main_job_steps = 60, 3, 8, 10, 0
     machine = machine_info(transformers)
     with tempfile.TemporaryDirectory() as output_dir:
-        trainer = build_semi_trainer(args.cache_dir, output_dir)
-        timers = instrument(trainer)
-        steps = measure_steps(trainer, timers, args.warmup, args.repeats)
-        # An untrained teacher finds few confident people: repeat with every decoded person kept,
-        # the upper bound of the pseudo-label cost (decode, filter, map, encode, joint cutout).
-        trainer.args.pseudo_person_threshold = trainer.args.pseudo_keypoint_threshold = 0.0
-        trainer.teacher.config.center_threshold = 0.0
-        all_people = measure_steps(trainer, timers, args.warmup, args.repeats)
-        pipeline = pipeline_images_per_second(trainer, args.pipeline_batches, repeats=3)
+        measured = measure_job_and_steps(args, output_dir)
+        compiled = compile_comparison(args, output_dir, measured["job"]) if args.torch_compile else None
+    trainer, job, steps, all_people = (measured[key] for key in ("trainer", "job", "steps", "all_people"))
     batch_size = trainer.args.per_device_train_batch_size
-    consumed = 2 * batch_size / steps["semi_step_seconds"]
+    consumed = 2 * batch_size / job["step_seconds"]
     shares = steps["semi_step_shares"]
     figures = {
         "semi_over_supervised_step": figure(
             "semi_over_supervised_step", steps["semi_step_seconds"] / steps["supervised_step_seconds"]),
+        "job_over_isolated_step": figure(
+            "job_over_isolated_step", job["step_seconds"] / steps["semi_step_seconds"]),
         "pseudo_label_share": figure("pseudo_label_share", shares["pseudo_labels"]),
         "pipeline_over_training_images_per_second": figure(
-            "pipeline_over_training_images_per_second", pipeline / consumed),
+            "pipeline_over_training_images_per_second", measured["pipeline"] / consumed),
     }
     memory = main_job_peak_rss(args.cache_dir, args.main_job_steps) if args.main_job_steps > 0 else None
     if memory is not None:
@@ -288,15 +367,18 @@ def main() -> None:
     report = {
         "benchmark": "bench_speed",
         "setup": {"model": "center_offset regnetx_002 neck 64", "input_size": 64, "batch_size": batch_size,
-                  "device": str(trainer.args.device), "warmup": args.warmup, "repeats": args.repeats},
-        "machine": machine,
+                  "device": str(trainer.args.device), "job_steps": args.job_steps, "warmup": args.warmup,
+                  "repeats": args.repeats},
+        "machine": {**machine, "load_average_1min_at_end": round(os.getloadavg()[0], 2)},
         "figures": figures,
+        "job": {**{key: round(value, 4) if isinstance(value, float) else value for key, value in job.items()},
+                "versus_isolated_step": job_versus_step(job, steps["semi_step_seconds"])},
         "dominant": max(shares, key=shares.get),
         "semi_step_seconds": round(steps["semi_step_seconds"], 4),
         "supervised_step_seconds": round(steps["supervised_step_seconds"], 4),
         "semi_step_shares": shares,
         "pseudo_people_per_image": steps["pseudo_people_per_image"],
-        "pipeline_images_per_second": round(pipeline, 1),
+        "pipeline_images_per_second": round(measured["pipeline"], 1),
         "training_images_per_second": round(consumed, 1),
         "all_people_kept": {
             "semi_over_supervised_step": round(
@@ -305,9 +387,10 @@ def main() -> None:
             "semi_step_shares": all_people["semi_step_shares"],
             "pseudo_people_per_image": all_people["pseudo_people_per_image"],
         },
+        "torch_compile": compiled,
         "main_job_memory": memory,
     }
-    shown = ("figures", "dominant", "semi_step_shares", "all_people_kept")
+    shown = ("figures", "job", "dominant", "semi_step_shares", "all_people_kept", "torch_compile")
     print(json.dumps({key: report[key] for key in shown}, indent=2))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2) + "\n")

@@ -159,6 +159,10 @@ def test_commands_parse_into_the_main_jobs_crowd_settings(tmp_path):
     assert (training_args.eval_steps, training_args.eval_delay, training_args.save_steps) == (200, 400, 100)
     assert (training_args.seed, training_args.learning_rate) == (2, 1e-3)
     assert training_args.pseudo_person_threshold == 0.3  # the AE config's default
+    assert (training_args.torch_threads, training_args.resolved_precision) == ("1", "fp32")  # GRID_NUMERICS
+    bf16 = main_job_command(Cell("center_offset", "ratio_5", "semi", "light", 0), plan, flags,
+                            ["--precision", "bf16"], "cache", tmp_path)
+    assert parse_arguments(bf16[2:])[2].resolved_precision == "bf16"  # extra arguments come last and win
     supervised = main_job_command(Cell("center_offset", "full", "supervised", "strong", 0), plan, flags, [],
                                   "cache", tmp_path)
     _, data_args, training_args = parse_arguments(supervised[2:])

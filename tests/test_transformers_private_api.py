@@ -34,12 +34,13 @@ CALLED = [
      {"dataset": ANY, "description": "Training", "batch_size": 2, "sampler_fn": ANY, "is_training": True}),
     # passed as `sampler_fn`, which `_get_dataloader` calls with the dataset
     (Trainer, "_get_train_sampler", (ANY,), {}),
+    (Trainer, "_clip_grad_norm", (ANY,), {}),  # benchmarks/bench_speed.py, as the Trainer's loop calls it
     (TorchvisionBackend, "_standardize_kwargs", (), {"size": ANY, "image_mean": ANY}),
 ]
 
 # (our class, the transformers class it extends, the private methods it overrides)
 OVERRIDDEN = [
-    (SemiPoseTrainer, Trainer, ["_save_checkpoint", "_load_from_checkpoint", "_run_epoch"]),
+    (SemiPoseTrainer, Trainer, ["_save_checkpoint", "_load_from_checkpoint", "_run_epoch", "_get_grad_norm"]),
     (PoseImageProcessor, TorchvisionBackend, ["_standardize_kwargs", "_preprocess"]),
 ]
 PUBLIC_OVERRIDES = (SemiPoseTrainer, Trainer, ["compute_loss", "training_step", "log", "train",
@@ -49,6 +50,7 @@ CALLER_MODULES = {Trainer: [trainer_module], TorchvisionBackend: [image_processi
 # (transformers class, module that sets it, attribute on `self` that semipose or its benchmarks read)
 ATTRIBUTES = [
     (Trainer, trainer_module, "_train_batch_size"),  # SemiPoseTrainer.get_train_dataloader
+    (Trainer, trainer_module, "is_in_train"),  # SemiPoseTrainer.evaluate keeps the training loop's evaluations
     (Trainer, trainer_module, "current_gradient_accumulation_steps"),  # set by benchmarks/bench_speed.py
     (TensorBoardCallback, integration_utils, "logging_dir"),  # ImageLoggingCallback writes beside it
 ]

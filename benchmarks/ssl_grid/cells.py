@@ -49,6 +49,9 @@ PSEUDO_KEYPOINT_THRESHOLD = 0.3
 LOG_POINTS = 20
 EVALUATIONS_AFTER_BURN_IN = 3
 MAX_SAVES = 20
+GRID_NUMERICS = ("--torch_threads", "1", "--precision", "fp32")
+"""One thread per run (runs go side by side) and fp32, whatever the main job's defaults: the stored runs are
+comparable. `extra_args` come last, so `--main_job_args '--precision bf16'` overrides (and keys the store)."""
 
 
 @dataclass(frozen=True)
@@ -141,6 +144,7 @@ def main_job_command(cell: Cell, plan: Schedule, data_flags: list[str], extra_ar
         *data_flags, "--cache_dir", cache_dir, "--output_dir", str(output_dir),
         "--report_to", "none", "--logging_steps", str(plan.logging_steps), "--dataloader_num_workers", "1",
         "--disable_tqdm", "true", "--save_strategy", "steps", "--save_only_model", "true",
+        *GRID_NUMERICS,
         "--save_steps", str(plan.save_steps if cell.mode == "semi" else plan.steps), "--save_total_limit", "1000",
     ]
     if cell.mode == "supervised":

@@ -18,6 +18,7 @@ import torch
 from transformers import TrainingArguments
 
 from ..data.transforms import AugmentationConfig
+from .hardware import PRECISIONS, resolve_precision, resolve_torch_threads
 
 SSL_MODES = ("supervised", "consistency", "semi")
 MODEL_SELECTIONS = ("auto", "student", "teacher")
@@ -88,6 +89,22 @@ class SemiPoseTrainingArguments(TrainingArguments):
                           "one exists, the usual choice in semi-supervised detection; else the student) | student | "
                           "teacher."},
     )
+    torch_threads: str | None = field(
+        default=None,
+        metadata={"help": "Torch threads of each process: 'auto' (the usable cores shared evenly by this machine's "
+                          "training processes), a number, or unset (torch's own, which follows OMP_NUM_THREADS: "
+                          "`accelerate launch` sets that to 1 when it is unset)."},
+    )
+    precision: str = field(
+        default="fp32",
+        metadata={"help": "Numerics of the networks' forwards: fp32 | bf16 (the Trainer's --bf16) | auto (bf16 "
+                          "autocast on a CPU that computes bf16 natively, AVX512-BF16 or AMX; else fp32); the "
+                          "Trainer's own --bf16 / --fp16 win. Losses, optimizer, EMA and weights stay fp32.",
+                  "choices": PRECISIONS},
+    )
+    channels_last: bool = field(
+        default=False, metadata={"help": "Keep the student and teacher in channels_last memory format."}
+    )
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Kept False: the pose transforms need every column."}
     )
@@ -98,7 +115,10 @@ class SemiPoseTrainingArguments(TrainingArguments):
     )
 
     def __post_init__(self):
+        self._resolve_precision()
         super().__post_init__()
+        if self.torch_threads is not None:
+            resolve_torch_threads(self.torch_threads)  # a bad value fails here, not at the Trainer
         if self.dataloader_pin_memory and (self.use_cpu or not torch.accelerator.is_available()):
             self.dataloader_pin_memory = False  # nothing to copy pinned memory to (torch warns for each loader)
         if self.ssl_mode not in SSL_MODES:
@@ -116,6 +136,17 @@ class SemiPoseTrainingArguments(TrainingArguments):
             _ = self.strong_augmentation  # builds (and so validates) the AugmentationConfig
         except ValueError as error:  # scale_range is (strong_scale_min, strong_scale_max)
             raise ValueError(f"The strong_* / joint_cutout_* arguments: {error}") from error
+
+    def _resolve_precision(self) -> None:
+        """`precision` onto the Trainer's `bf16` flag (set before its own checks run); its --bf16 / --fp16 win."""
+        if self.bf16 or self.fp16:
+            mixed = "bf16" if self.bf16 else "fp16"
+            self.resolved_precision, self.precision_reason = mixed, f"--{mixed}"
+            return
+        on_cpu = self.use_cpu or not torch.accelerator.is_available()
+        self.resolved_precision, self.precision_reason = resolve_precision(self.precision, on_cpu)
+        self.bf16 = self.resolved_precision == "bf16"
+        self.use_cpu = self.use_cpu or (on_cpu and self.bf16)  # transformers' bf16 on a CPU asks for use_cpu
 
     @property
     def uses_unlabeled_data(self) -> bool:

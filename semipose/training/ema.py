@@ -13,6 +13,8 @@ Example:
 >>> student = torch.nn.Linear(2, 2)
 >>> teacher = build_teacher(student)
 >>> update_teacher(teacher, student, decay=0.99)
+>>> pairing = EmaPairing(teacher, student)  # what the trainer keeps, one per teacher
+>>> pairing.update(decay=0.99)
 
 ```
 """
@@ -33,26 +35,43 @@ def build_teacher(student: nn.Module) -> nn.Module:
     return teacher
 
 
-@torch.no_grad()
+class EmaPairing:
+    """The teacher's tensors paired with the student's once, so each EMA step is two foreach calls.
+
+    Walking both modules for their named tensors costs as much as the update itself (about 150
+    modules, 300 tensors for the main job's network), so the trainer keeps one pairing per teacher.
+    It holds the tensors themselves: a module whose parameters or buffers are replaced afterwards
+    needs a new pairing (training, `load_state_dict` and same-device `to()` keep them).
+
+    Args:
+        teacher, student: modules of the same architecture.
+    """
+
+    def __init__(self, teacher: nn.Module, student: nn.Module):
+        teacher_tensors, student_tensors = _state_tensors(teacher), _state_tensors(student)
+        if teacher_tensors.keys() != student_tensors.keys():
+            missing = sorted(teacher_tensors.keys() ^ student_tensors.keys())[:5]
+            raise ValueError(f"Teacher and student differ in their parameters and buffers, e.g. {missing}.")
+        floating = [name for name, tensor in teacher_tensors.items() if tensor.is_floating_point()]
+        integer = [name for name, tensor in teacher_tensors.items() if not tensor.is_floating_point()]
+        self.teacher = teacher
+        self.floating = ([teacher_tensors[name] for name in floating], [student_tensors[name] for name in floating])
+        self.integer = ([teacher_tensors[name] for name in integer], [student_tensors[name] for name in integer])
+
+    @torch.no_grad()
+    def update(self, decay: float) -> None:
+        """One EMA step: every floating tensor moves `1 - decay` of the way toward the student's."""
+        if not 0.0 <= decay <= 1.0:
+            raise ValueError(f"EMA decay must be in [0, 1], got {decay}.")
+        if self.floating[0]:
+            torch._foreach_lerp_(*self.floating, 1.0 - decay)
+        if self.integer[0]:
+            torch._foreach_copy_(*self.integer)
+
+
 def update_teacher(teacher: nn.Module, student: nn.Module, decay: float) -> None:
-    """One EMA step: every floating tensor moves `1 - decay` of the way toward the student."""
-    if not 0.0 <= decay <= 1.0:
-        raise ValueError(f"EMA decay must be in [0, 1], got {decay}.")
-    teacher_tensors = _state_tensors(teacher)
-    student_tensors = _state_tensors(student)
-    if teacher_tensors.keys() != student_tensors.keys():
-        missing = sorted(teacher_tensors.keys() ^ student_tensors.keys())[:5]
-        raise ValueError(f"Teacher and student differ in their parameters and buffers, e.g. {missing}.")
-    floating = [name for name, tensor in teacher_tensors.items() if tensor.is_floating_point()]
-    integer = [name for name in teacher_tensors if name not in set(floating)]
-    if floating:
-        torch._foreach_lerp_(
-            [teacher_tensors[name] for name in floating],
-            [student_tensors[name].to(teacher_tensors[name].dtype) for name in floating],
-            1.0 - decay,
-        )
-    for name in integer:
-        teacher_tensors[name].copy_(student_tensors[name])
+    """One EMA step of `teacher` toward `student` (see `EmaPairing` to repeat it cheaply)."""
+    EmaPairing(teacher, student).update(decay)
 
 
 def _state_tensors(module: nn.Module) -> dict[str, torch.Tensor]:

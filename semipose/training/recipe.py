@@ -63,6 +63,9 @@ DEFAULT_TRAINING_ARGUMENTS = {
     "report_to": "tensorboard",
     "dataloader_num_workers": 2,
     "burn_in_ratio": 0.4,
+    "torch_threads": "auto",
+    "precision": "auto",
+    "channels_last": True,
 }
 """The main job's defaults for `SemiPoseTrainingArguments` (command-line flags override them)."""
 

@@ -71,7 +71,8 @@ from .checkpoints import (
 )
 from .consistency import heatmap_consistency_loss
 from .data_health import UnreadableImagesMixin
-from .ema import build_teacher, update_teacher
+from .ema import EmaPairing, build_teacher
+from .hardware import resolve_torch_threads
 from .pseudo_labels import select_confident_people, uncertain_region_mask
 from .seeded_samples import SeededSamples
 from .views import StrongView
@@ -114,6 +115,7 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
             )
         if self.processing_class is not None:
             check_decoding_settings(self.processing_class, self.model.config)
+        self._apply_hardware_settings()
         self.strong_view = StrongView(self.args.strong_augmentation)
         if self.args.pseudo_person_threshold is None:  # person scores differ in scale between the families
             self.args.pseudo_person_threshold = self.model.config.pseudo_person_threshold
@@ -121,13 +123,27 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
         self.skipped_steps = 0
         self._consecutive_skipped_steps = 0
         self._step_was_skipped = False
-        self._buffer_snapshot: list[torch.Tensor] = []
+        self._buffer_snapshot: tuple[list[torch.Tensor], list[torch.Tensor]] | None = None  # (live, saved)
+        self._gradient_norm: torch.Tensor | float | None = None
+        self._ema: EmaPairing | None = None
+        self._last_evaluation: tuple[tuple, dict[str, float]] | None = None  # (what and when, metrics)
         self._step_terms: list[dict[str, torch.Tensor]] = []
         self._loss_sums: dict[str, torch.Tensor] = {}
         self._loss_counts: dict[str, int] = defaultdict(int)
         self._evaluation_dataset = None
         self._evaluation_loader_prepared: DataLoader | None = None
         self.add_callback(_TeacherCallback(self))
+
+    def _apply_hardware_settings(self) -> None:
+        """Torch threads and memory format as the arguments ask (see `semipose.training.hardware`), logged."""
+        args = self.args
+        if args.torch_threads is not None:
+            torch.set_num_threads(resolve_torch_threads(args.torch_threads))
+        if args.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        threads = f"{torch.get_num_threads()} ({args.torch_threads or 'torch default'})"
+        logger.info("Torch threads %s, precision %s (%s), channels_last %s.", threads, args.resolved_precision,
+                    args.precision_reason, "on" if args.channels_last else "off")
 
     # ----------------------------------------------------------------------------------- loss
 
@@ -216,33 +232,46 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
             logger.info("Burn-in over at step %d: teacher copied from the student.", self.state.global_step)
 
     def _after_optimizer_step(self) -> None:
+        self._last_evaluation = None  # the networks may have moved
         skipped, self._step_was_skipped = self._step_was_skipped, False
         self._commit_step_terms(keep=not skipped)
         if skipped:
             return
         if self.teacher is not None:
-            update_teacher(self.teacher, self.accelerator.unwrap_model(self.model), self.args.ema_decay)
+            if self._ema is None or self._ema.teacher is not self.teacher:  # built, restored or replaced
+                self._ema = EmaPairing(self.teacher, self.accelerator.unwrap_model(self.model))
+            self._ema.update(self.args.ema_decay)
         self._maybe_build_teacher()
 
     # ------------------------------------------------------------------------- numerical faults
 
     def _snapshot_buffers(self) -> None:
-        """At the start of an optimizer step: the student's buffers (BatchNorm statistics), to undo a bad step."""
-        student = self.accelerator.unwrap_model(self.model)
-        self._buffer_snapshot = [buffer.detach().clone() for buffer in student.buffers()]
+        """At the start of an optimizer step: the student's buffers (BatchNorm statistics), to undo a bad step;
+        one foreach copy into tensors kept from the first step (the buffers are updated in place)."""
+        if self._buffer_snapshot is None:
+            live = [buffer.detach() for buffer in self.accelerator.unwrap_model(self.model).buffers()]
+            self._buffer_snapshot = (live, [buffer.clone() for buffer in live])
+        elif self._buffer_snapshot[0]:
+            torch._foreach_copy_(self._buffer_snapshot[1], self._buffer_snapshot[0])
+
+    def _get_grad_norm(self, model, grad_norm=None):
+        """transformers' gradient norm of the step, kept for the non-finite guard (which need not compute it again)."""
+        self._gradient_norm = super()._get_grad_norm(model, grad_norm=grad_norm)
+        return self._gradient_norm
 
     def _skip_non_finite_step(self) -> None:
         """Before the optimizer step: a step with non-finite gradients moves nothing (weights, BatchNorm
         statistics, optimizer, teacher); `max_consecutive_nonfinite_steps` of them in a row stop the run."""
-        gradients = [p.grad for p in self.model.parameters() if p.grad is not None]
-        if gradients and torch.isfinite(torch.nn.utils.get_total_norm(gradients)):
+        norm, self._gradient_norm = self._gradient_norm, None
+        if norm is None:  # not from the Trainer's loop
+            norm = torch.nn.utils.get_total_norm([p.grad for p in self.model.parameters() if p.grad is not None])
+        if torch.isfinite(torch.as_tensor(norm)):
             self._consecutive_skipped_steps = 0
             return
         self.model.zero_grad(set_to_none=True)
-        student = self.accelerator.unwrap_model(self.model)
-        with torch.no_grad():
-            for buffer, saved in zip(student.buffers(), self._buffer_snapshot, strict=True):
-                buffer.copy_(saved)
+        live, saved = self._buffer_snapshot
+        if live:
+            torch._foreach_copy_(live, saved)
         self.skipped_steps += 1
         self._consecutive_skipped_steps += 1
         self._step_was_skipped = True
@@ -270,7 +299,10 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
 
     def train(self, resume_from_checkpoint: str | bool | None = None, *args, **kwargs):
         """`Trainer.train` that resumes only from complete checkpoints (see `resolve_checkpoint`)."""
-        return super().train(self.resolve_checkpoint(resume_from_checkpoint), *args, **kwargs)
+        result = super().train(self.resolve_checkpoint(resume_from_checkpoint), *args, **kwargs)
+        if self.args.load_best_model_at_end:
+            self._last_evaluation = None  # the best checkpoint's weights replaced the evaluated ones
+        return result
 
     def resolve_checkpoint(self, resume_from_checkpoint: str | bool | None) -> str | None:
         """The checkpoint folder to resume from, or None to start fresh.
@@ -355,10 +387,28 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
 
     def evaluate(self, eval_dataset=None, ignore_keys=None, metric_key_prefix: str = "eval") -> dict[str, float]:
         """OKS AP of the student and (once it exists) the teacher, plus the precision and recall of the
-        teacher's filtered people (the pseudo labels) against validation ground truth at OKS 0.5."""
+        teacher's filtered people (the pseudo labels) against validation ground truth at OKS 0.5.
+
+        A call after training, at the step of the training loop's last evaluation, on the same rows and
+        teacher (the main job's final evaluation) logs that evaluation's metrics again instead of
+        predicting everything twice.
+        """
         dataset = eval_dataset if eval_dataset is not None else self.eval_dataset
         if dataset is None:
             raise ValueError("evaluate() needs an eval_dataset of validation rows.")
+        occasion = (dataset, self.teacher, metric_key_prefix, self.state.global_step)
+        last = self._last_evaluation
+        if last is not None and last[0][0] is dataset and last[0][1] is self.teacher and last[0][2:] == occasion[2:]:
+            metrics = dict(last[1])
+        else:
+            metrics = self._evaluate_networks(dataset, metric_key_prefix)
+            self._last_evaluation = (occasion, dict(metrics)) if self.is_in_train else None
+        self.log(metrics)
+        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
+        return metrics
+
+    def _evaluate_networks(self, dataset, metric_key_prefix: str) -> dict[str, float]:
+        """Predict `dataset` with the student and the teacher and score both (the work `evaluate` may reuse)."""
         ground_truth = ground_truth_from_rows(dataset.remove_columns("image"), self.skeleton)
         student_estimates = self._pose_estimates(self.accelerator.unwrap_model(self.model), dataset)
         metrics = self._score(student_estimates, ground_truth, write_predictions=self.args.should_save)
@@ -374,8 +424,6 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
             metrics.update({f"pseudo_{name}": value for name, value in quality.items()})
         metrics = prefixed_metrics(metrics, metric_key_prefix)
         metrics[f"{metric_key_prefix}_step"] = self.state.global_step
-        self.log(metrics)
-        self.control = self.callback_handler.on_evaluate(self.args, self.state, self.control, metrics)
         return metrics
 
     def _score(self, estimates, ground_truth, write_predictions: bool) -> dict[str, float]:

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from semipose.training.ema import build_teacher, update_teacher
+from semipose.training.ema import EmaPairing, build_teacher, update_teacher
 
 
 def _student() -> nn.Module:
@@ -40,3 +40,22 @@ def test_decay_out_of_range_is_rejected():
     student = _student()
     with pytest.raises(ValueError, match="decay"):
         update_teacher(build_teacher(student), student, decay=1.5)
+
+
+def test_a_kept_pairing_follows_the_student_as_fresh_updates_do():
+    student = _student()
+    kept, fresh = build_teacher(student), build_teacher(student)
+    pairing = EmaPairing(kept, student)
+    for _ in range(3):
+        with torch.no_grad():
+            student[0].weight.add_(1.0)
+            student[1].num_batches_tracked.add_(2)
+        pairing.update(decay=0.5)
+        update_teacher(fresh, student, decay=0.5)
+    assert all(torch.equal(a, b) for a, b in zip(kept.state_dict().values(), fresh.state_dict().values()))
+    assert kept[1].num_batches_tracked.item() == 6
+
+
+def test_a_teacher_of_another_architecture_is_refused():
+    with pytest.raises(ValueError, match="differ in their parameters and buffers"):
+        EmaPairing(nn.Sequential(nn.Conv2d(3, 4, 3)), _student())

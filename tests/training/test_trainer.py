@@ -176,3 +176,17 @@ def test_latest_starts_fresh_then_saves_quietly_and_predictions_rotate(
     assert [path.name for path in tmp_path.glob("checkpoint-*")] == ["checkpoint-4"]
     assert [path.name for path in tmp_path.glob("predictions_step*.json")] == ["predictions_step4.json"]
     assert trainer.resolve_checkpoint("latest") == str(tmp_path / "checkpoint-4")
+
+
+def test_the_final_evaluation_reuses_the_training_loops_last_one(tiny_dataset_dir, tmp_path, monkeypatch):
+    trainer = make_trainer(tiny_dataset_dir, tmp_path, ssl_mode="semi", eval_strategy="steps", eval_steps=4)
+    calls = []
+    evaluate_networks = trainer._evaluate_networks
+    monkeypatch.setattr(trainer, "_evaluate_networks", lambda *args: calls.append(1) or evaluate_networks(*args))
+    trainer.train()  # evaluates at step 4, its last
+    in_training = [entry for entry in trainer.state.log_history if "eval_AP" in entry]
+    final = trainer.evaluate()
+    assert len(calls) == 1 and final == {key: in_training[0][key] for key in final}
+    trainer.teacher = build_teacher(trainer.model)  # another teacher: evaluated afresh
+    trainer.evaluate()
+    assert len(calls) == 2
