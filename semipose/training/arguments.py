@@ -91,8 +91,9 @@ class SemiPoseTrainingArguments(TrainingArguments):
     )
     torch_threads: str | None = field(
         default=None,
-        metadata={"help": "Torch threads of each process: 'auto' (the usable cores shared evenly by this machine's "
-                          "training processes), a number, or unset (torch's own, which follows OMP_NUM_THREADS: "
+        metadata={"help": "Torch threads of each process: 'auto' (the usable cores its loader's workers leave, shared "
+                          "evenly by this machine's training processes, at least 1), a number, or unset (torch's own, "
+                          "which follows OMP_NUM_THREADS: "
                           "`accelerate launch` sets that to 1 when it is unset)."},
     )
     precision: str = field(

@@ -138,7 +138,7 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
         """Torch threads and memory format as the arguments ask (see `semipose.training.hardware`), logged."""
         args = self.args
         if args.torch_threads is not None:
-            torch.set_num_threads(resolve_torch_threads(args.torch_threads))
+            torch.set_num_threads(resolve_torch_threads(args.torch_threads, args.dataloader_num_workers))
         if args.channels_last:
             self.model.to(memory_format=torch.channels_last)
         threads = f"{torch.get_num_threads()} ({args.torch_threads or 'torch default'})"

@@ -15,7 +15,10 @@ def test_auto_threads_share_the_usable_cores_among_the_local_processes(monkeypat
     assert hardware.resolve_torch_threads("auto") == 2
     monkeypatch.delenv("LOCAL_WORLD_SIZE")
     assert hardware.resolve_torch_threads("auto") == 8
-    assert hardware.resolve_torch_threads("5") == 5
+    assert hardware.resolve_torch_threads("auto", loader_workers=2) == 6  # the loader's workers keep their cores
+    monkeypatch.setattr(hardware, "usable_cores", lambda: 2)
+    assert hardware.resolve_torch_threads("auto", loader_workers=2) == 1  # the main job here: never below one
+    assert hardware.resolve_torch_threads("5", loader_workers=2) == 5
 
 
 @pytest.mark.parametrize("setting", ["0", "-1", "two", ""])
