@@ -397,9 +397,8 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
         if dataset is None:
             raise ValueError("evaluate() needs an eval_dataset of validation rows.")
         occasion = (dataset, self.teacher, metric_key_prefix, self.state.global_step)
-        last = self._last_evaluation
-        if last is not None and last[0][0] is dataset and last[0][1] is self.teacher and last[0][2:] == occasion[2:]:
-            metrics = dict(last[1])
+        if self._last_evaluation is not None and _same_occasion(self._last_evaluation[0], occasion):
+            metrics = dict(self._last_evaluation[1])
         else:
             metrics = self._evaluate_networks(dataset, metric_key_prefix)
             self._last_evaluation = (occasion, dict(metrics)) if self.is_in_train else None
@@ -500,6 +499,11 @@ def _no_transformers_progress_bars() -> Iterator[None]:
         yield
     finally:
         transformers_logging.set_tqdm_hook(previous_hook)
+
+
+def _same_occasion(first: tuple, second: tuple) -> bool:
+    """Two (dataset, teacher, prefix, step) evaluations of the same objects (by identity) at the same step."""
+    return first[0] is second[0] and first[1] is second[1] and first[2:] == second[2:]
 
 
 class _TeacherCallback(TrainerCallback):
