@@ -1,7 +1,7 @@
 """Model speed on CPU: decoding time per image by crowd size, inference throughput with its post-processing share,
 and the network's throughput in torch vs ONNX Runtime.
 
-Three measurements, for both families (associative embedding and center + offset):
+Four measurements, the first three for both families (associative embedding and center + offset):
 
 - `decode`: milliseconds per image of `model.decode` (the codec decoder with the config's settings),
   one image per call, on IDEAL maps holding 1, 10 or 30 people, at 256 and 512 input (64 and 128 px
@@ -21,6 +21,11 @@ Three measurements, for both families (associative embedding and center + offset
   torch and in ONNX Runtime on the file `semipose export` writes, at 256 and 512 input, the same
   thread count for both, timed alternately in one process (one torch run, one onnxruntime run, ...),
   with the ratio of the medians and the 1-minute load average before and after each record.
+- `photo`: seconds and peak memory (RSS) of `PoseEstimator` on one 6000 x 4000 JPEG (a fixture photo
+  enlarged) at 512 input, center-offset `regnetx_002`, decoding the file whole and reduced (what
+  `load_image` does for an input of 512, see `semipose.modeling.pipeline_pose_estimation.open_image`),
+  each in its own process so the peaks are its own, file reading included; with the mean absolute
+  difference of the two model inputs (normalized units).
 
 People are random boxes (15-35 % of the image height) with the K keypoints uniform inside. Each
 number is the median of `--repeats` timed runs after `--warmup` untimed ones (the first few CPU
@@ -50,6 +55,7 @@ python -m benchmarks.bench_models                      # regnetx_002 and resnet5
 python -m benchmarks.bench_models --backbones regnetx_002 --repeats 2   # quick check
 python -m benchmarks.bench_models --measurements decode --torch-threads 1   # decoding only
 python -m benchmarks.bench_models --measurements backends   # only torch vs onnxruntime (needs semipose[deploy])
+python -m benchmarks.bench_models --measurements photo      # a 6000 x 4000 photo, decoded whole and reduced
 ```
 """
 
@@ -61,6 +67,8 @@ import itertools
 import json
 import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -68,6 +76,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import PIL.Image
 import timm
 import torch
 import transformers
@@ -327,8 +336,64 @@ def time_backends(model, runner, family: str, backbone: str, size: int, args: ar
     }
 
 
+PHOTO_SIZE = (6000, 4000)
+PHOTO_INPUT_SIZE = 512
+PHOTO_FIXTURE = REPO / "tests" / "fixtures" / "coco" / "000000000785.jpg"
+
+
+def measure_photo(args: argparse.Namespace) -> list[dict]:
+    """One record per decode (whole, reduced) of a 6000 x 4000 JPEG: seconds per call and peak RSS of a fresh
+    process running `PoseEstimator` on it, and how far the reduced decode's model input is from the whole one's."""
+    from semipose.inference import load_image
+
+    with tempfile.TemporaryDirectory() as folder:
+        photo = Path(folder) / "photo.jpg"
+        PIL.Image.open(PHOTO_FIXTURE).convert("RGB").resize(PHOTO_SIZE).save(photo, quality=90)
+        processor = PoseImageProcessor(size=PHOTO_INPUT_SIZE)
+        inputs = {reduced: processor(load_image(photo, PHOTO_INPUT_SIZE if reduced else None),
+                                     return_tensors="pt")["pixel_values"] for reduced in (False, True)}
+        input_difference = float((inputs[True] - inputs[False]).abs().mean())
+        records = []
+        for reduced in (False, True):
+            child = subprocess.run(
+                [sys.executable, "-c", f"from benchmarks.bench_models import photo_run; photo_run({str(photo)!r}, "
+                                       f"{reduced}, {args.repeats}, {args.torch_threads})"],
+                cwd=REPO, capture_output=True, text=True, check=True,
+            )
+            record = {"measurement": "photo", "photo_size": list(PHOTO_SIZE), "input_size": PHOTO_INPUT_SIZE,
+                      **json.loads(child.stdout.strip().splitlines()[-1]),
+                      "mean_absolute_input_difference_reduced_vs_whole": round(input_difference, 4),
+                      "load_average_1min": round(os.getloadavg()[0], 2)}
+            print(f"photo     {'reduced' if reduced else 'whole':>8} decode to {record['decoded_size']}: "
+                  f"{record['seconds_per_call']:.2f} s per call, peak {record['peak_rss_mb']:.0f} MB")
+            records.append(record)
+    return records
+
+
+def peak_resident_mb() -> float:
+    """This process's peak resident memory, MB: `VmHWM`, which starts afresh at exec (`ru_maxrss` would carry over
+    the forking parent's peak)."""
+    status = Path("/proc/self/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
+
+
+def photo_run(path: str, reduced: bool, repeats: int, threads: int) -> None:
+    """In a fresh process: print one json line, seconds per `PoseEstimator` call on the file at `path` (median of
+    `repeats` after one warm-up; read and decoded in every call) and this process's peak RSS."""
+    from semipose.inference import PoseEstimator, load_image
+
+    torch.set_num_threads(threads)
+    estimator = PoseEstimator(build_model("center_offset", "regnetx_002"), PoseImageProcessor(size=PHOTO_INPUT_SIZE))
+    longest_edge = PHOTO_INPUT_SIZE if reduced else None
+    seconds, _ = median_seconds(lambda: estimator(load_image(path, longest_edge)), repeats, warmup=1)
+    peak_mb = peak_resident_mb()
+    print(json.dumps({"decode": "reduced" if reduced else "whole", "seconds_per_call": round(seconds, 3),
+                      "decoded_size": list(load_image(path, longest_edge).size), "threads": threads,
+                      "peak_rss_mb": round(peak_mb, 1)}))
+
+
 MEASUREMENTS: dict[str, Callable[[argparse.Namespace], list[dict]]] = {
-    "decode": measure_decode, "inference": measure_inference, "backends": measure_backends,
+    "decode": measure_decode, "inference": measure_inference, "backends": measure_backends, "photo": measure_photo,
 }
 
 

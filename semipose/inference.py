@@ -46,7 +46,15 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModelForPoseEstimat
 from .data.folder_files import files_under, relative_stems
 from .data.unreadable import IMAGE_DECODE_ERRORS, UnreadableImageError
 from .modeling import MODEL_FAMILIES, check_decoding_settings, to_coco_results
-from .modeling.pipeline_pose_estimation import estimate_people, keep_confident, open_image, person_dicts, to_rgb
+from .modeling.pipeline_pose_estimation import (
+    estimate_people,
+    keep_confident,
+    open_image,
+    person_dicts,
+    photo_geometry,
+    to_decoded_pixels,
+    to_rgb,
+)
 from .skeletons import Skeleton, get_skeleton
 from .visualization import draw_people, enlarge, make_grid
 
@@ -62,8 +70,9 @@ ImageInput = PIL.Image.Image | str | Path
 # ------------------------------------------------------------------------------------------ images
 
 
-def load_image(path: str | Path) -> PIL.Image.Image:
-    """The image file at `path` as RGB, turned upright by its EXIF orientation (see `to_rgb`).
+def load_image(path: str | Path, longest_edge: int | None = None) -> PIL.Image.Image:
+    """The image file at `path` as RGB, turned upright by its EXIF orientation (see `to_rgb`); a large JPEG
+    decoded reduced for a model input of `longest_edge` (see `open_image`).
 
     Raises:
         FileNotFoundError: no such file.
@@ -73,7 +82,7 @@ def load_image(path: str | Path) -> PIL.Image.Image:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such image file.")
     try:
-        return open_image(path)
+        return open_image(path, longest_edge)
     except IMAGE_DECODE_ERRORS as error:
         raise UnreadableImageError(f"{path}: not a readable image ({error}).") from error
 
@@ -203,10 +212,10 @@ def predict_people(
     """
     images = [to_rgb(image) for image in images]
     pixel_values = image_processor(images, return_tensors="pt")["pixel_values"].to(model.device, model.dtype)
+    extents, sizes = zip(*(photo_geometry(image) for image in images))
     was_training = model.training
     model.eval()
-    people = estimate_people(model, image_processor, pixel_values, [(image.height, image.width) for image in images],
-                             flip_test)
+    people = estimate_people(model, image_processor, pixel_values, list(extents), flip_test, clip_sizes=list(sizes))
     model.train(was_training)
     return people
 
@@ -274,6 +283,11 @@ class PoseEstimator:
                    flip_test=flip_test, threshold=threshold)
 
     @property
+    def input_size(self) -> int:
+        """The longest edge of the model input: image files are decoded no larger than needed for it."""
+        return self.image_processor.size.longest_edge
+
+    @property
     def skeleton(self) -> Skeleton:
         """The model's keypoint layout (names, limbs, sides)."""
         return get_skeleton(self.model.config.skeleton)
@@ -289,7 +303,7 @@ class PoseEstimator:
             (x, y) in the image's own pixels, "keypoint_scores": [K] array}`.
         """
         single = isinstance(images, (PIL.Image.Image, str, Path))
-        loaded = [_as_image(image) for image in ([images] if single else images)]
+        loaded = [_as_image(image, self.input_size) for image in ([images] if single else images)]
         people = [person_dicts(found) for found in self.predict(loaded)]
         return people[0] if single else people
 
@@ -307,19 +321,20 @@ class PoseEstimator:
         self, image: ImageInput, people: Sequence[dict[str, Any]], keypoint_threshold: float = 0.3
     ) -> PIL.Image.Image:
         """`image` with `people` (as returned by a call) drawn: limbs colored by body side, person scores."""
+        picture = _as_image(image)
         keypoints = np.zeros((len(people), self.skeleton.num_keypoints, 3))
         for index, person in enumerate(people):
-            keypoints[index, :, :2] = person["keypoints"]
+            keypoints[index, :, :2] = to_decoded_pixels(torch.as_tensor(person["keypoints"]), picture).numpy()
             keypoints[index, :, 2] = person["keypoint_scores"]
         scores = [person["score"] for person in people]
-        return draw_people(_as_image(image), keypoints, self.skeleton, scores=scores, threshold=keypoint_threshold)
+        return draw_people(picture, keypoints, self.skeleton, scores=scores, threshold=keypoint_threshold)
 
 
-def _as_image(image: ImageInput) -> PIL.Image.Image:
+def _as_image(image: ImageInput, longest_edge: int | None = None) -> PIL.Image.Image:
     if isinstance(image, PIL.Image.Image):
         return to_rgb(image)
     if isinstance(image, (str, Path)):
-        return load_image(image)
+        return load_image(image, longest_edge)
     raise TypeError(f"images: expected PIL images or image file paths, got {type(image).__name__}.")
 
 
@@ -332,7 +347,8 @@ def draw_predictions(
     """Each image with its predicted people drawn (keypoints below `threshold` left out)."""
     drawn = []
     for image, found in zip(images, people):
-        keypoints = torch.cat([found["keypoints"], found["keypoint_scores"].unsqueeze(-1)], dim=-1)
+        keypoints = torch.cat([to_decoded_pixels(found["keypoints"], image), found["keypoint_scores"].unsqueeze(-1)],
+                              dim=-1)
         drawn.append(draw_people(image, keypoints.cpu().numpy(), get_skeleton(skeleton),
                                  scores=found["scores"].cpu().numpy(), threshold=threshold))
     return drawn
@@ -384,7 +400,8 @@ def write_predictions(
     if image_ids is not None and len(image_ids) != len(paths):
         raise ValueError(f"image_ids: expected one per path ({len(paths)}), got {len(image_ids)}.")
     ids = list(image_ids) if image_ids is not None else _image_ids(paths)
-    records = _FileRecords(paths, ids, output_dir, estimator.model.config.skeleton, keypoint_threshold)
+    records = _FileRecords(paths, ids, output_dir, estimator.model.config.skeleton, keypoint_threshold,
+                           estimator.input_size)
     disable = None if show_progress is None else not show_progress
     with tqdm(total=len(paths), desc="semipose predict", unit="image", disable=disable) as progress:
         for start in range(0, len(paths), estimator.batch_size):
@@ -401,9 +418,10 @@ class _FileRecords:
     pictures it draws."""
 
     def __init__(
-        self, paths: Sequence[Path], ids: list[int], output_dir: Path, skeleton: str, keypoint_threshold: float
+        self, paths: Sequence[Path], ids: list[int], output_dir: Path, skeleton: str, keypoint_threshold: float,
+        input_size: int,
     ):
-        self.paths, self.output_dir = paths, output_dir
+        self.paths, self.output_dir, self.input_size = paths, output_dir, input_size
         self.skeleton, self.keypoint_threshold = skeleton, keypoint_threshold
         self.ids, self.pictures = ids, _picture_names(paths)
         self.images: list[dict[str, Any]] = []
@@ -416,7 +434,7 @@ class _FileRecords:
         batch = []
         for index in indices:
             try:
-                batch.append((index, load_image(self.paths[index])))
+                batch.append((index, load_image(self.paths[index], self.input_size)))
             except UnreadableImageError as error:
                 logger.warning("Skipping %s", error)
                 self.skipped.append({"file": str(self.paths[index]), "reason": str(error)})
@@ -428,8 +446,9 @@ class _FileRecords:
         picture = self.output_dir / self.pictures[index]
         picture.parent.mkdir(parents=True, exist_ok=True)
         drawn.save(picture)
-        self.images.append({"id": self.ids[index], "file_name": str(self.paths[index]), "width": image.width,
-                            "height": image.height, "picture": self.pictures[index]})
+        _, (height, width) = photo_geometry(image)
+        self.images.append({"id": self.ids[index], "file_name": str(self.paths[index]), "width": width,
+                            "height": height, "picture": self.pictures[index]})
         self.results += to_coco_results([people], [self.ids[index]])
 
     def write(self) -> dict[str, Any]:

@@ -19,7 +19,7 @@ import semipose
 from semipose.cli import build_parser, main
 from semipose.data.dataset_folder import load_pose_dataset, prepare_dataset_folder
 from semipose.evaluation import COCO_STAT_NAMES, KeypointEvaluator
-from semipose.inference import PoseEstimator
+from semipose.inference import PoseEstimator, load_image
 from semipose.modeling import CenterOffsetForPoseEstimation, PoseImageProcessor, to_coco_results
 from semipose.training import SemiPoseTrainer, SemiPoseTrainingArguments
 
@@ -140,9 +140,11 @@ def test_predict_writes_coco_results_and_one_picture_per_photo(tmp_path, capsys,
         assert ((triples[:, 2] > 0) & (triples[:, 2] <= 1)).all()
     listing = json.loads((output / "images.json").read_text())
     assert listing["skipped"] == []
+    input_size = PoseEstimator.from_pretrained(checkpoint).input_size  # 64: the photos decode reduced by 2 or 4
     for entry in listing["images"]:
-        assert (entry["width"], entry["height"]) == sizes[entry["id"]]
-        assert Image.open(output / entry["picture"]).size == sizes[entry["id"]]
+        assert (entry["width"], entry["height"]) == sizes[entry["id"]]  # the photo's own size
+        drawn_on = load_image(photos_dir / f"{entry['id']:012d}.jpg", input_size)
+        assert Image.open(output / entry["picture"]).size == drawn_on.size < sizes[entry["id"]]
     assert out.strip().endswith(f"4 images, {len(results)} people -> {output / 'predictions.json'} and 4 pictures")
 
 

@@ -19,8 +19,10 @@ from semipose.inference import (
     load_checkpoint,
     load_image,
     to_rgb,
+    write_predictions,
 )
 from semipose.modeling import PoseImageProcessor
+from semipose.modeling.pipeline_pose_estimation import PHOTO_SIZE, REDUCED_BY, photo_geometry
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +73,7 @@ def test_estimator_finds_people_in_image_pixels_for_paths_and_pil_images(checkpo
             assert (person["keypoints"] >= 0).all()
             assert (person["keypoints"] <= [width - 1, height - 1]).all()
         assert [person["score"] for person in image_people] == sorted((p["score"] for p in image_people), reverse=True)
-    single = estimator(Image.open(photos[1]))  # one image in -> its people, not a list of lists
+    single = estimator(load_image(photos[1], estimator.input_size))  # one PIL image in -> its people, not a list
     assert [person["score"] for person in single] == pytest.approx([person["score"] for person in people[1]], abs=1e-5)
     np.testing.assert_allclose(single[0]["keypoints"], people[1][0]["keypoints"], atol=0.01)  # batch padding
     drawn = estimator.draw(photos[1], single)
@@ -153,3 +155,49 @@ def test_exif_rotated_photo_gives_the_upright_photos_keypoints(tmp_path, checkpo
     assert len(straight) == len(turned) > 0
     for person, rotated_person in zip(straight, turned):
         np.testing.assert_allclose(rotated_person["keypoints"], person["keypoints"], atol=0.4)
+
+
+def _large_jpeg(path, photo, size=(1030, 777), orientation=None):
+    """`photo` enlarged to `size` (not a multiple of 8, so the last reduced pixels reach past the photo)."""
+    exif = Image.Exif()
+    if orientation:
+        exif[0x0112] = orientation
+    Image.open(photo).convert("RGB").resize(size).save(path, quality=90, exif=exif)
+    return path
+
+
+def test_a_large_jpeg_is_decoded_reduced_with_its_photo_geometry(tmp_path, photos):
+    """1030 x 777 for a 64 px input: libjpeg's largest reduction, 8, keeps at least 128 px (ceil -> 129 x 98);
+    the photo's upright size and the reduced pixels' extent (129 * 8 = 1032 >= 1030) are what map back."""
+    path = _large_jpeg(tmp_path / "large.jpg", photos[0], orientation=6)  # stored turned: upright 777 x 1030
+    reduced = load_image(path, longest_edge=64)
+    assert reduced.size == (98, 129)
+    assert (reduced.info[REDUCED_BY], reduced.info[PHOTO_SIZE]) == (8, (777, 1030))
+    assert photo_geometry(reduced) == ((1032, 784), (1030, 777))
+    whole = load_image(path, longest_edge=512)  # 1030 < 4 * 512: decoded whole
+    assert whole.size == (777, 1030) and photo_geometry(whole) == ((1030, 777), (1030, 777))
+    assert REDUCED_BY not in whole.info
+
+
+def test_people_of_a_reduced_decode_map_back_to_the_photos_pixels_exactly(tmp_path, checkpoint, photos):
+    """The same reduced pixels predicted as a plain image, then scaled by the factor (pixel centers: x -> 8 (x +
+    0.5) - 0.5) and clipped into the photo, are the people `PoseEstimator` returns for the file (where the plain
+    prediction was not clipped into the reduced image itself); `semipose
+    predict`'s records give the photo's own size, and its picture is drawn on the reduced pixels."""
+    path = _large_jpeg(tmp_path / "large.jpg", photos[0])
+    estimator = PoseEstimator.from_pretrained(checkpoint, device="cpu")
+    reduced = load_image(path, estimator.input_size)
+    plain = reduced.copy()
+    plain.info.clear()
+    from_file, from_plain = estimator([path, plain])
+    assert len(from_file) == len(from_plain) > 0
+    plain_limits = np.array(reduced.size) - 1
+    for person, plain_person in zip(from_file, from_plain):
+        inside = (plain_person["keypoints"] > 0) & (plain_person["keypoints"] < plain_limits)  # not clipped there
+        expected = np.clip(8 * (plain_person["keypoints"] + 0.5) - 0.5, 0, [1029, 776])
+        np.testing.assert_allclose(person["keypoints"][inside], expected[inside], atol=1e-3)
+        assert inside.mean() > 0.5
+    summary = write_predictions(estimator, [path], tmp_path / "out", show_progress=False)
+    images = json.loads((tmp_path / "out" / "images.json").read_text())["images"]
+    assert (summary["num_images"], images[0]["width"], images[0]["height"]) == (1, 1030, 777)
+    assert Image.open(tmp_path / "out" / images[0]["picture"]).size == reduced.size

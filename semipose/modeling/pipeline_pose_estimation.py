@@ -27,10 +27,12 @@ people[0]["keypoints"].shape  # (K, 2): (x, y) in photo pixels
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import PIL.ExifTags
 import PIL.Image
 import PIL.ImageOps
 import torch
@@ -45,6 +47,12 @@ REMOTE_CODE_TASK = "semipose-pose-estimation"
 """The task name a saved checkpoint's `custom_pipelines` declares (for use without semipose)."""
 SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I", "F")
 ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
+REDUCED_BY = "semipose_reduced_by"
+"""`Image.info` key of an image `open_image` decoded reduced: the integer factor (2, 4 or 8) it was reduced by."""
+PHOTO_SIZE = "semipose_photo_size"
+"""`Image.info` key of a reduced decode: the upright photo's `(width, height)` in the file's own pixels."""
+SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
+"""EXIF orientations that turn the photo by 90 degrees, so its width and height trade places."""
 
 
 # ------------------------------------------------------------------------------------------ images
@@ -68,14 +76,48 @@ def to_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
     return image.convert("RGB")
 
 
-def open_image(path: str | Path) -> PIL.Image.Image:
+def open_image(path: str | Path, longest_edge: int | None = None) -> PIL.Image.Image:
     """The image file at `path` decoded, turned upright by its EXIF orientation, as RGB (see `to_rgb`).
+
+    With `longest_edge` (the model input's), a JPEG at least four times larger is decoded reduced by 2, 4 or 8
+    (libjpeg's DCT scaling, Pillow's `draft`), never below twice `longest_edge`: a 6000 x 4000 photo for a
+    512 input decodes at 1500 x 1000, in a fraction of the time and memory, and the processor shrinks it
+    further anyway. Reduced pixel i covers the file's pixels `[r * i, r * (i + 1))`, so the factor `r` and the
+    photo's size, kept in `info` (`REDUCED_BY`, `PHOTO_SIZE`), map keypoints back exactly (`photo_geometry`).
 
     Raises PIL's errors (OSError, SyntaxError, ValueError, DecompressionBombError) for what it cannot decode.
     """
     with PIL.Image.open(path) as image:
+        width, height = image.size
+        if longest_edge and image.format == "JPEG" and max(width, height) >= 4 * longest_edge:
+            fraction = 2 * longest_edge / max(width, height)
+            image.draft(image.mode, (math.ceil(width * fraction), math.ceil(height * fraction)))
         image.load()
-        return to_rgb(PIL.ImageOps.exif_transpose(image))
+        reduced_by = round(width / image.width)
+        swapped = image.getexif().get(PIL.ExifTags.Base.Orientation) in SWAPPING_ORIENTATIONS
+        upright = to_rgb(PIL.ImageOps.exif_transpose(image))
+    if reduced_by > 1:
+        upright.info[REDUCED_BY] = reduced_by
+        upright.info[PHOTO_SIZE] = (height, width) if swapped else (width, height)
+    return upright
+
+
+def photo_geometry(image: PIL.Image.Image) -> tuple[tuple[int, int], tuple[int, int]]:
+    """`(extent, size)` of the photo `image` shows, both `(height, width)` in the photo's own pixels.
+
+    `extent` is what the image's pixels cover (its size times the factor `open_image` reduced it by: the last
+    reduced row and column may reach past the photo), so the placement inverts exactly; `size` is the photo's,
+    to clip keypoints into. Both are the image's size for an image decoded whole.
+    """
+    reduced_by = image.info.get(REDUCED_BY, 1)
+    width, height = image.info.get(PHOTO_SIZE, image.size)
+    return (image.height * reduced_by, image.width * reduced_by), (height, width)
+
+
+def to_decoded_pixels(keypoints: torch.Tensor, image: PIL.Image.Image) -> torch.Tensor:
+    """`[..., 2]` (x, y) in the photo's own pixels -> pixels of `image` as decoded (reduced or not), to draw."""
+    reduced_by = image.info.get(REDUCED_BY, 1)
+    return (keypoints + 0.5) / reduced_by - 0.5
 
 
 # ------------------------------------------------------------------------------------------ people
@@ -97,7 +139,7 @@ def clip_to_image(people: dict[str, torch.Tensor], size: tuple[int, int]) -> dic
 @torch.no_grad()
 def estimate_people(
     model, image_processor, pixel_values: torch.Tensor, image_sizes: list[tuple[int, int]],
-    flip_test: bool | None = None,
+    flip_test: bool | None = None, clip_sizes: list[tuple[int, int]] | None = None,
 ) -> list[dict[str, torch.Tensor]]:
     """The one path from model inputs to people: the trainer's evaluation, `PoseEstimator` (so `semipose predict`
     and `semipose evaluate --model`) and the pipeline all run it, so the same weights score the same everywhere.
@@ -107,7 +149,9 @@ def estimate_people(
 
     Args:
         pixel_values (`torch.Tensor` of shape `(B, 3, H, W)`): the image processor's output for the images.
-        image_sizes: original `(height, width)` of each image.
+        image_sizes: original `(height, width)` of each image (the `extent` of `photo_geometry`).
+        clip_sizes: `(height, width)` to clip each image's keypoints into (None = `image_sizes`; the `size` of
+            `photo_geometry` for a photo decoded reduced).
 
     Returns:
         Per image, float CPU tensors `keypoints [M, K, 2]` (image pixels), `keypoint_scores [M, K]`, `scores [M]`.
@@ -118,7 +162,7 @@ def estimate_people(
     people = image_processor.post_process_pose_estimation(model.decode(outputs), target_sizes=image_sizes)
     return [
         clip_to_image({name: value.float().cpu() for name, value in found.items()}, (width, height))
-        for found, (height, width) in zip(people, image_sizes)
+        for found, (height, width) in zip(people, clip_sizes or image_sizes)
     ]
 
 
@@ -167,14 +211,14 @@ class PoseEstimationPipeline(Pipeline):
         return {}, forward, postprocess
 
     def preprocess(self, image: PIL.Image.Image | str | Path) -> dict[str, Any]:
-        image = read_image(image)
+        image = read_image(image, self.image_processor.size.longest_edge)
         inputs = self.image_processor(image, return_tensors="pt")
-        return {"pixel_values": inputs["pixel_values"].to(self.dtype), "image_size": image.size}
+        return {"pixel_values": inputs["pixel_values"].to(self.dtype), "photo_geometry": photo_geometry(image)}
 
     def _forward(self, model_inputs: dict[str, Any], flip_test: bool | None = None) -> dict[str, Any]:
-        width, height = model_inputs["image_size"]
+        extent, size = model_inputs["photo_geometry"]
         people = estimate_people(
-            self.model, self.image_processor, model_inputs["pixel_values"], [(height, width)], flip_test
+            self.model, self.image_processor, model_inputs["pixel_values"], [extent], flip_test, clip_sizes=[size]
         )[0]
         return {"people": people}
 
@@ -182,8 +226,9 @@ class PoseEstimationPipeline(Pipeline):
         return person_dicts(keep_confident(model_outputs["people"], threshold))
 
 
-def read_image(image: PIL.Image.Image | str | Path) -> PIL.Image.Image:
-    """A pipeline input as an RGB image: a PIL image (converted) or a local file path (opened), never a URL."""
+def read_image(image: PIL.Image.Image | str | Path, longest_edge: int | None = None) -> PIL.Image.Image:
+    """A pipeline input as an RGB image: a PIL image (converted) or a local file path (opened, a large JPEG
+    reduced for an input of `longest_edge`, see `open_image`), never a URL."""
     if isinstance(image, PIL.Image.Image):
         return to_rgb(image)
     if not isinstance(image, (str, Path)):
@@ -193,7 +238,7 @@ def read_image(image: PIL.Image.Image | str | Path) -> PIL.Image.Image:
     if not Path(image).is_file():
         raise FileNotFoundError(f"{image}: no such image file.")
     try:
-        return open_image(image)
+        return open_image(image, longest_edge)
     except (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError) as error:
         raise ValueError(f"{image}: not a readable image ({error}).") from error
 
