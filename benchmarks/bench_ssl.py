@@ -175,7 +175,7 @@ def write_grid_report(stem: Path, store: RunStore, cells: list[Cell], dataset_fo
 
 
 def grid_cells(args) -> list[Cell]:
-    cells = grid(args.families, args.configs, args.seeds)
+    cells = grid(args.families, args.configs, args.seeds, args.ceiling_seeds)
     if args.quick:
         cells = [cell for cell in cells if cell.variant != "supervised (light)" or cell.dataset_config == "full"]
     return cells
@@ -271,6 +271,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="center_offset, 5%%, seed 0, 400 steps.")
     parser.add_argument("--steps", type=int, default=None, help="Optimizer steps per run (default: the regime's).")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="Training seeds (default 0 1 2).")
+    parser.add_argument("--ceiling_seeds", type=int, nargs="+", default=None,
+                        help="Seeds of the 100%% ceiling runs (default: --seeds).")
     parser.add_argument("--families", nargs="+", default=None, choices=FAMILIES, help="Default: both.")
     parser.add_argument("--configs", nargs="+", default=None, choices=CONFIGS, help="Label ratios (default: both).")
     parser.add_argument("--image_size", type=int, default=None, help="Image and input size of the grid.")

@@ -49,6 +49,8 @@ def test_grid_has_every_cell_once_and_slow_runs_first():
     assert len(cells) == len(set(cells)) == 2 * 2 * (2 * 4 + 1)
     modes = [cell.mode for cell in cells]
     assert modes.index("supervised") == modes.count("consistency") + modes.count("semi")
+    one_ceiling = grid(("center_offset",), ("ratio_5",), [0, 1, 2], ceiling_seeds=[0])
+    assert [cell.seed for cell in one_ceiling if cell.dataset_config == "full"] == [0] and len(one_ceiling) == 13
 
 
 def test_the_crowd_grid_is_54_runs_and_the_pilot_is_supervised_5_and_100_percent():

@@ -297,15 +297,17 @@ def test_help_and_version_answer_without_importing_torch(tmp_path):
         assert expected in finished.stdout and "imported: []" in finished.stdout
 
 
-def test_trainer_evaluation_and_evaluate_model_score_the_same(tmp_path, capsys, dataset_folder, checkpoint):
+@pytest.mark.parametrize("bf16", [False, True], ids=["fp32", "bf16 training"])
+def test_trainer_evaluation_and_evaluate_model_score_the_same(tmp_path, capsys, dataset_folder, checkpoint, bf16):
     """One path (`estimate_people`): the same weights, flip test on in their config, give the same people and AP
-    through `trainer.evaluate()` and `semipose evaluate --model` (same batch size, so the same padding)."""
+    through `trainer.evaluate()` and `semipose evaluate --model` (same batch size, so the same padding). A bf16
+    (autocast) training run evaluates in fp32 too, as the saved model runs: the people are the same to the bit."""
     model = CenterOffsetForPoseEstimation.from_pretrained(checkpoint)
     model.config.flip_test = True
     model.save_pretrained(tmp_path / "flip")
     PoseImageProcessor.from_pretrained(checkpoint).save_pretrained(tmp_path / "flip")
     args = SemiPoseTrainingArguments(output_dir=str(tmp_path / "run"), ssl_mode="supervised", use_cpu=True,
-                                     per_device_eval_batch_size=3, report_to="none")
+                                     per_device_eval_batch_size=3, report_to="none", bf16=bf16)
     rows = load_pose_dataset(dataset_folder, "full", "validation", cache_dir=tmp_path / "cache")
     trainer = SemiPoseTrainer(model=model, args=args, processing_class=PoseImageProcessor.from_pretrained(checkpoint),
                               eval_dataset=rows)

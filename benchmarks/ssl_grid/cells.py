@@ -79,13 +79,15 @@ class Cell:
         return f"supervised ({self.augmentation})" if self.mode == "supervised" else self.mode
 
 
-def grid(families, configs, seeds) -> list[Cell]:
-    """Every mode at every ratio, both supervised augmentations, plus the 100% ceiling (light)."""
+def grid(families, configs, seeds, ceiling_seeds=None) -> list[Cell]:
+    """Every mode at every ratio, both supervised augmentations, plus the 100% ceiling (light) at `ceiling_seeds`
+    (default: `seeds`; the paired differences need every seed, the ceiling is a reference point)."""
     cells = []
     for family, seed in itertools.product(families, seeds):
         for config in configs:
             cells += [Cell(family, config, "supervised", augmentation, seed) for augmentation in ("light", "strong")]
             cells += [Cell(family, config, mode, "light", seed) for mode in ("consistency", "semi")]
+    for family, seed in itertools.product(families, seeds if ceiling_seeds is None else ceiling_seeds):
         cells.append(Cell(family, "full", "supervised", "light", seed))
     # Slowest first, so the last runs to finish are short ones and the workers stay busy.
     return sorted(cells, key=lambda cell: cell.mode == "supervised")
