@@ -328,7 +328,8 @@ def _image_path(image: dict[str, Any], image_dir: Path, file: Path, allow_outsid
     if not allow_outside and (Path(image["file_name"]).is_absolute() or not path.is_relative_to(image_dir)):
         raise ValueError(
             f"{file}: image id {image['id']}: file_name {image['file_name']!r} leaves the image folder {image_dir} "
-            f"(it names {path}); expected a path inside it. Pass allow_outside_image_dir=True if that is intended."
+            f"(it names {path}); expected a path inside it. If that is intended, pass allow_outside_image_dir=True "
+            "(the converters' --allow-outside-image-dir)."
         )
     return path
 

@@ -276,6 +276,8 @@ def add_dataset_folder_arguments(parser: argparse.ArgumentParser, *, license: st
     parser.add_argument("--decode-images", action="store_true",
                         help="fully decode every image while checking (catches truncated files)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument("--allow-outside-image-dir", action="store_true",
+                        help="accept file_names that leave the image folder ('../x.jpg', absolute paths)")
 
 
 def dataset_folder_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -286,6 +288,7 @@ def dataset_folder_options(args: argparse.Namespace) -> dict[str, Any]:
         "embed_images": args.embed_images, "extra_unlabeled_dirs": args.extra_unlabeled,
         "overwrite": args.overwrite, "decode_images": args.decode_images,
         "show_progress": not args.no_progress, "license": args.license,
+        "allow_outside_image_dir": args.allow_outside_image_dir,
     }
 
 

@@ -318,6 +318,22 @@ def test_prepare_coco_cli(coco_fixture_dir, tmp_path):
         {"ratio_1": 1, "ratio_50": 2, "full": 4}
 
 
+def test_prepare_coco_cli_refuses_a_file_name_outside_the_image_folder_unless_allowed(coco_fixture_dir, tmp_path):
+    root = tmp_path / "coco"
+    (root / "annotations").mkdir(parents=True)
+    data = json.loads((coco_fixture_dir / "test_coco.json").read_text())
+    data["images"][0]["file_name"] = str(coco_fixture_dir / data["images"][0]["file_name"])  # absolute
+    for name in ("train2017", "val2017"):
+        (root / "annotations" / f"person_keypoints_{name}.json").write_text(json.dumps(data))
+        (root / name).symlink_to(coco_fixture_dir)
+    arguments = ["--coco-root", str(root), "--output", str(tmp_path / "out"), "--no-progress"]
+    with pytest.raises(ValueError, match=r"person_keypoints_train2017.json: image id \d+: file_name .* leaves the "
+                                         r"image folder .*--allow-outside-image-dir"):
+        _script("prepare_coco").main(arguments)
+    folder = _script("prepare_coco").main([*arguments, "--allow-outside-image-dir"])
+    assert read_dataset_metadata(folder)["configs"]["full"]["labeled"] == 4
+
+
 def _write_crowdpose_root(root: Path) -> None:
     """CrowdPose layout: images/ and json/crowdpose_{trainval,test}.json, 14 keypoints, crowdIndex."""
     images, annotations = [], []
