@@ -67,7 +67,6 @@ import itertools
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -82,7 +81,7 @@ import torch
 import transformers
 from scipy.optimize import linear_sum_assignment
 
-from benchmarks.machine_info import machine_info
+from benchmarks.machine_info import machine_info, run_measuring_peak_memory
 from semipose.modeling import (
     AssociativeEmbeddingConfig,
     AssociativeEmbeddingForPoseEstimation,
@@ -355,13 +354,12 @@ def measure_photo(args: argparse.Namespace) -> list[dict]:
         input_difference = float((inputs[True] - inputs[False]).abs().mean())
         records = []
         for reduced in (False, True):
-            child = subprocess.run(
+            child, peak_mb = run_measuring_peak_memory(
                 [sys.executable, "-c", f"from benchmarks.bench_models import photo_run; photo_run({str(photo)!r}, "
-                                       f"{reduced}, {args.repeats}, {args.torch_threads})"],
-                cwd=REPO, capture_output=True, text=True, check=True,
+                                       f"{reduced}, {args.repeats}, {args.torch_threads})"], cwd=REPO, check=True,
             )
             record = {"measurement": "photo", "photo_size": list(PHOTO_SIZE), "input_size": PHOTO_INPUT_SIZE,
-                      **json.loads(child.stdout.strip().splitlines()[-1]),
+                      **json.loads(child.stdout.strip().splitlines()[-1]), "peak_rss_mb": round(peak_mb, 1),
                       "mean_absolute_input_difference_reduced_vs_whole": round(input_difference, 4),
                       "load_average_1min": round(os.getloadavg()[0], 2)}
             print(f"photo     {'reduced' if reduced else 'whole':>8} decode to {record['decoded_size']}: "
@@ -370,26 +368,17 @@ def measure_photo(args: argparse.Namespace) -> list[dict]:
     return records
 
 
-def peak_resident_mb() -> float:
-    """This process's peak resident memory, MB: `VmHWM`, which starts afresh at exec (`ru_maxrss` would carry over
-    the forking parent's peak)."""
-    status = Path("/proc/self/status").read_text()
-    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
-
-
 def photo_run(path: str, reduced: bool, repeats: int, threads: int) -> None:
     """In a fresh process: print one json line, seconds per `PoseEstimator` call on the file at `path` (median of
-    `repeats` after one warm-up; read and decoded in every call) and this process's peak RSS."""
+    `repeats` after one warm-up; read and decoded in every call); its parent measures its peak memory."""
     from semipose.inference import PoseEstimator, load_image
 
     torch.set_num_threads(threads)
     estimator = PoseEstimator(build_model("center_offset", "regnetx_002"), PoseImageProcessor(size=PHOTO_INPUT_SIZE))
     longest_edge = PHOTO_INPUT_SIZE if reduced else None
     seconds, _ = median_seconds(lambda: estimator(load_image(path, longest_edge)), repeats, warmup=1)
-    peak_mb = peak_resident_mb()
     print(json.dumps({"decode": "reduced" if reduced else "whole", "seconds_per_call": round(seconds, 3),
-                      "decoded_size": list(load_image(path, longest_edge).size), "threads": threads,
-                      "peak_rss_mb": round(peak_mb, 1)}))
+                      "decoded_size": list(load_image(path, longest_edge).size), "threads": threads}))
 
 
 MEASUREMENTS: dict[str, Callable[[argparse.Namespace], list[dict]]] = {

@@ -12,7 +12,7 @@ measures what it costs. The four real COCO photos (`tests/fixtures/coco`) become
 
 Recorded per run: the Trainer's `train_runtime` over its steps (the steps, the teacher's birth and the
 checkpoints; the evaluation is timed apart by the trainer), and the process's peak resident memory
-(`/usr/bin/time -v`, one process: `--dataloader_num_workers 0`). The resumed run's seconds per step are
+(`run_measuring_peak_memory`, one process: `--dataloader_num_workers 0`). The resumed run's seconds per step are
 semi steps only. CPU memory is not GPU memory, but the activations are the same tensors: the README turns the
 peak into a per-image figure for sizing GPUs, stated as that estimate.
 
@@ -31,14 +31,13 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import transformers
 
-from benchmarks.machine_info import machine_info
+from benchmarks.machine_info import machine_info, run_measuring_peak_memory
 from semipose.data.dataset_folder import prepare_dataset_folder
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,17 +56,16 @@ RECIPE_FLAGS = [  # the README's "Reproducing" command, on 2 + 2 images a step a
 
 def run_main_job(family: str, dataset: Path, output_dir: Path, cache: Path, extra: list[str]) -> dict:
     """One main-job process under `/usr/bin/time -v`: its train runtime, steps and peak resident memory."""
-    command = ["/usr/bin/time", "-v", sys.executable, str(REPO / "examples" / "run_semi_pose.py"),
-               "--dataset_dir", str(dataset), "--model_family", family, "--output_dir", str(output_dir),
-               "--datasets_cache_dir", str(cache), *RECIPE_FLAGS, *extra]
-    process = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
+    command = [sys.executable, str(REPO / "examples" / "run_semi_pose.py"), "--dataset_dir", str(dataset),
+               "--model_family", family, "--output_dir", str(output_dir), "--datasets_cache_dir", str(cache),
+               *RECIPE_FLAGS, *extra]
+    process, peak_mb = run_measuring_peak_memory(command, cwd=REPO)
     if process.returncode != 0:
         raise RuntimeError(f"{family} {' '.join(extra) or 'from scratch'} failed:\n{process.stderr[-4000:]}")
     runtime = float(re.findall(r"'train_runtime': '?([0-9.]+)", process.stdout + process.stderr)[-1])
-    peak_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", process.stderr).group(1))
     final = json.loads((output_dir / "final_metrics.json").read_text())
     history = json.loads((output_dir / f"checkpoint-{STEPS}" / "trainer_state.json").read_text())["log_history"]
-    return {"train_runtime_seconds": round(runtime, 1), "peak_resident_gb": round(peak_kb / 2**20, 2),
+    return {"train_runtime_seconds": round(runtime, 1), "peak_resident_gb": round(peak_mb / 1024, 2),
             "losses_by_step": {entry["step"]: entry["loss"] for entry in history if "loss" in entry},
             "final_metrics": {name: round(value, 4) for name, value in final["metrics"].items()
                               if isinstance(value, (int, float))}}
