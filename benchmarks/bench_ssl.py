@@ -119,7 +119,7 @@ def train_pending(tasks: list[tuple[RunStore, Cell]], steps: int, args, on_finis
         try:
             futures = {
                 pool.submit(run_cell, cell, plan, store.settings["data_flags"], store.settings["extra_args"],
-                            args.cache_dir, Path(work_dir)): (store, cell)
+                            args.cache_dir, Path(work_dir) / store.folder.name): (store, cell)  # stores share cells
                 for store, cell in pending
             }
             for future in as_completed(futures):
