@@ -44,10 +44,10 @@ from .codec_common import (
     heatmap_nms,
     heatmap_to_input,
     labeled_heatmap_keypoints,
-    max_filter,
     mean_or_zero,
     peak_offsets,
     render_gaussian_heatmaps,
+    running_max,
     sample_heatmaps,
     topk_peaks,
 )
@@ -326,7 +326,8 @@ def _snap_to_peaks(heatmaps: torch.Tensor, keypoints: torch.Tensor, nms_kernel: 
     A peak is a pixel at the maximum of its `nms_kernel` neighbourhood (pixels tied for it all count)
     with a positive value at least the heatmap value at the regressed position; its refined position
     (`codec_common.peak_offsets`, as `refine_peaks` places it) must lie within `radius`. Only a window
-    around each keypoint is searched, so the cost grows with the people, not with the map.
+    around each keypoint is searched, and only its peaks that can end within reach are refined (a
+    refinement moves at most half a pixel per axis): the cost grows with the people, not the map.
 
     Args:
         heatmaps (`torch.Tensor` of shape `(B, K, h, w)`).
@@ -335,28 +336,45 @@ def _snap_to_peaks(heatmaps: torch.Tensor, keypoints: torch.Tensor, nms_kernel: 
     Returns:
         `torch.Tensor` of shape `(B, N, K, 2)`.
     """
-    reach, margin = math.ceil(radius + 1), max(nms_kernel // 2, 1)  # a peak refines at most 0.5 px per axis
+    reach, margin = math.ceil(radius + 1), max(nms_kernel // 2, 1)
     side, steps = 2 * reach + 1, torch.arange(-reach, reach + 1, device=heatmaps.device)
     nearest = torch.floor(keypoints + 0.5).long()  # [B, N, K, 2]
     values, inside = _windows(heatmaps.float(), nearest, reach + margin)  # [B, N, K, P, P], P = side + 2 margin
-    crest = max_filter(torch.where(inside, values, float("-inf")).flatten(1, 2), nms_kernel).view_as(values)
 
-    def shifted(tensor: torch.Tensor, dx: int = 0, dy: int = 0) -> torch.Tensor:
-        return tensor[..., margin + dy : margin + dy + side, margin + dx : margin + dx + side]
+    def central(tensor: torch.Tensor, skip: int = margin) -> torch.Tensor:  # the side x side pixels a peak may sit on
+        return tensor[..., skip : skip + side, skip : skip + side]
 
-    pixels = torch.stack(torch.broadcast_tensors(  # [B, N, K, side, side, 2]
-        nearest[..., 0, None, None] + steps, nearest[..., 1, None, None] + steps[:, None]), dim=-1)
+    # each central pixel's nms_kernel neighbourhood lies in the window; pixels beyond the map do not count
+    outside_map = torch.where(inside, values, float("-inf"))
+    crest = central(running_max(running_max(outside_map, 4, nms_kernel), 3, nms_kernel), margin - nms_kernel // 2)
+
+    here = sample_heatmaps(heatmaps, keypoints)[..., None, None]
+    to_x = nearest[..., 0, None, None] + steps - keypoints[..., 0, None, None]  # window pixel - keypoint
+    to_y = nearest[..., 1, None, None] + steps[:, None] - keypoints[..., 1, None, None]
+    in_reach = to_x**2 + to_y**2 <= (radius + 0.75) ** 2  # a refined peak ends within 0.71 px of its pixel
+    peak = central(inside) & (central(values) == crest) & (central(values) >= here) & (central(values) > 0)
+    owner, row, column = (peak & in_reach).flatten(0, 2).nonzero(as_tuple=True)  # candidates, in window order
+    size, around = values.shape[-1], torch.arange(-1, 2, device=heatmaps.device)
+    in_window = (owner * size + row + margin)[:, None, None] * size + column[:, None, None] + margin  # [C, 1, 1]
+    neighbourhoods = values.reshape(-1)[in_window + around[:, None] * size + around]  # [C, 3, 3]
+    count = keypoints.shape[:3].numel()
+    flat_keypoints = keypoints.reshape(count, 2)
+    pixels = nearest.reshape(count, 2)[owner] + torch.stack([column, row], dim=-1) - reach  # [C, 2]
     height, width = heatmaps.shape[-2:]
     interior = (pixels > 0) & (pixels < torch.tensor([width - 1, height - 1], device=heatmaps.device))
-    around = {(dx, dy): shifted(values, dx, dy) for dx in (-1, 0, 1) for dy in (-1, 0, 1)}
-    refined = (pixels + peak_offsets(around) * interior).flatten(3, 4)  # [B, N, K, side^2, 2]
-    here = sample_heatmaps(heatmaps, keypoints)[..., None, None]
-    peak = shifted(inside) & (shifted(values) == shifted(crest)) & (shifted(values) >= here) & (shifted(values) > 0)
-    distance = (refined - keypoints.unsqueeze(3)).norm(dim=-1)  # [B, N, K, side^2]
-    usable = peak.flatten(3) & (distance <= radius)
-    best = distance.masked_fill(~usable, float("inf")).argmin(dim=-1, keepdim=True)
-    snapped = refined.gather(3, best.unsqueeze(-1).expand(-1, -1, -1, -1, 2)).squeeze(3)
-    return torch.where(usable.any(dim=-1, keepdim=True), snapped, keypoints)
+    refined = pixels + peak_offsets(neighbourhoods) * interior
+    distance = (refined - flat_keypoints[owner]).norm(dim=-1)
+    usable = distance <= radius
+    best = distance.new_full((count,), float("inf")).scatter_reduce(0, owner[usable], distance[usable], "amin")
+    nearest_peak = usable & (distance == best[owner])
+    order = torch.arange(len(owner), device=owner.device)  # ties go to the first in window order
+    first = torch.full_like(best, len(owner), dtype=torch.long).scatter_reduce(
+        0, owner[nearest_peak], order[nearest_peak], "amin"
+    )
+    snapped = flat_keypoints.clone()
+    found = first < len(owner)
+    snapped[found] = refined[first[found]]
+    return snapped.view_as(keypoints)
 
 
 def _windows(maps: torch.Tensor, centers: torch.Tensor, half: int) -> tuple[torch.Tensor, torch.Tensor]:

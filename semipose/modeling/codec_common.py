@@ -248,11 +248,26 @@ def heatmap_nms(heatmaps: torch.Tensor, kernel: int) -> torch.Tensor:
 
 
 def max_filter(maps: torch.Tensor, kernel: int) -> torch.Tensor:
-    """Maximum over each `kernel x kernel` window (same size out, the map padded with -inf), separably; ~10x
-    faster than `F.max_pool2d` on CPU."""
+    """Maximum over each `kernel x kernel` window (same size out, the map padded with -inf), separably, by
+    doubling runs (`running_max`): on CPU 2-3x faster than unfold + amax and ~10x faster than `F.max_pool2d`."""
     radius = kernel // 2
     padded = F.pad(maps, (radius, radius, radius, radius), value=float("-inf"))
-    return padded.unfold(3, kernel, 1).amax(dim=-1).unfold(2, kernel, 1).amax(dim=-1)
+    return running_max(running_max(padded, 3, kernel), 2, kernel)
+
+
+def running_max(tensor: torch.Tensor, dim: int, kernel: int) -> torch.Tensor:
+    """Entry i = max of entries i ... i + kernel - 1 along `dim` (kernel - 1 fewer entries), in about
+    log2(kernel) elementwise maxima: runs of 1, 2, 4 ... entries, then two overlapping runs."""
+    covered, result = 1, tensor
+    while 2 * covered <= kernel:
+        length = result.shape[dim] - covered
+        result = torch.maximum(result.narrow(dim, 0, length), result.narrow(dim, covered, length))
+        covered *= 2
+    if covered < kernel:
+        rest = kernel - covered  # runs from i and from i + rest overlap and end at i + kernel - 1
+        length = result.shape[dim] - rest
+        result = torch.maximum(result.narrow(dim, 0, length), result.narrow(dim, rest, length))
+    return result
 
 
 def topk_peaks(heatmaps: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -324,39 +339,44 @@ def refine_peaks(heatmaps: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> 
         `torch.Tensor` of shape `(B, C, N, 2)`: refined (u, v) in heatmap coordinates.
     """
     height, width = heatmaps.shape[-2:]
-    around = {
-        (dx, dy): gather_at(heatmaps.float(), (xs + dx).clamp(0, width - 1), (ys + dy).clamp(0, height - 1))
-        for dx in (-1, 0, 1)
-        for dy in (-1, 0, 1)
-    }
+    steps = torch.arange(-1, 2, device=xs.device)
+    rows = (ys[..., None, None] + steps[:, None]).clamp(0, height - 1)  # [B, C, N, 3, 1]
+    columns = (xs[..., None, None] + steps).clamp(0, width - 1)  # [B, C, N, 1, 3]
+    index = (rows * width + columns).flatten(2)  # [B, C, N * 9]
+    neighbourhoods = heatmaps.float().flatten(2).gather(2, index).view(*xs.shape, 3, 3)
     interior = torch.stack([(xs > 0) & (xs < width - 1), (ys > 0) & (ys < height - 1)], dim=-1)
-    return torch.stack([xs, ys], dim=-1).float() + peak_offsets(around) * interior
+    return torch.stack([xs, ys], dim=-1).float() + peak_offsets(neighbourhoods) * interior
 
 
-def peak_offsets(around: dict[tuple[int, int], torch.Tensor]) -> torch.Tensor:
+# Finite differences of the log-heatmap over a flattened 3 x 3 neighbourhood (row = dy + 1, column = dx + 1):
+# columns d/dx, d/dy, d2/dx2, d2/dy2, d2/dxdy (central differences).
+_LOG_DERIVATIVES = torch.tensor([
+    [0.0, 0.0, 0.0, 0.0, 0.25], [0.0, -0.5, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0, -0.25],
+    [-0.5, 0.0, 1.0, 0.0, 0.0], [0.0, 0.0, -2.0, -2.0, 0.0], [0.5, 0.0, 1.0, 0.0, 0.0],
+    [0.0, 0.0, 0.0, 0.0, -0.25], [0.0, 0.5, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.25],
+])
+
+
+def peak_offsets(neighbourhoods: torch.Tensor) -> torch.Tensor:
     """Sub-pixel (dx, dy) of a peak from its 3 x 3 neighbourhood: the DARK offset `-H^-1 g` of the log-heatmap.
 
     Used where the log-heatmap is strictly concave there, clamped to [-0.5, 0.5]; elsewhere each axis
     moves 0.25 toward its higher neighbour.
 
     Args:
-        around: (dx, dy) in {-1, 0, 1}^2 -> the heatmap values at that offset from each peak, all one shape.
+        neighbourhoods (`torch.Tensor` of shape `(..., 3, 3)`): heatmap values around each peak, the peak
+            in the middle, rows going down (y) and columns right (x).
 
     Returns:
-        `torch.Tensor` of that shape plus a last axis of 2.
+        `torch.Tensor` of shape `(..., 2)`.
     """
-    quarter = 0.25 * torch.stack(
-        [torch.sign(around[1, 0] - around[-1, 0]), torch.sign(around[0, 1] - around[0, -1])], dim=-1
-    )
-    log = {key: value.clamp_min(1e-10).log() for key, value in around.items()}
-    gradient = torch.stack([log[1, 0] - log[-1, 0], log[0, 1] - log[0, -1]], dim=-1) / 2
-    dxx = log[1, 0] - 2 * log[0, 0] + log[-1, 0]
-    dyy = log[0, 1] - 2 * log[0, 0] + log[0, -1]
-    dxy = (log[1, 1] - log[1, -1] - log[-1, 1] + log[-1, -1]) / 4
+    # an elementwise product and a sum, not a matmul: a GPU's TF32 matmuls would round the derivatives
+    log = neighbourhoods.clamp_min(1e-10).log().flatten(-2).unsqueeze(-1)
+    gx, gy, dxx, dyy, dxy = (log * _LOG_DERIVATIVES.to(log.device)).sum(dim=-2).unbind(-1)
     determinant = dxx * dyy - dxy**2
     concave = (dxx < 0) & (determinant > 1e-12)
-    safe = torch.where(concave, determinant, torch.ones_like(determinant))
-    taylor = -torch.stack(
-        [dyy * gradient[..., 0] - dxy * gradient[..., 1], dxx * gradient[..., 1] - dxy * gradient[..., 0]], dim=-1
-    ) / safe.unsqueeze(-1)
+    taylor = torch.stack([dyy * gx - dxy * gy, dxx * gy - dxy * gx], dim=-1) / -torch.where(
+        concave, determinant, 1.0).unsqueeze(-1)
+    row, column = neighbourhoods[..., 1, :], neighbourhoods[..., :, 1]  # through the peak along x, along y
+    quarter = 0.25 * torch.stack([row[..., 2] - row[..., 0], column[..., 2] - column[..., 0]], dim=-1).sign()
     return torch.where(concave.unsqueeze(-1), taylor.clamp(-0.5, 0.5), quarter)

@@ -14,6 +14,7 @@ from semipose.modeling.codec_common import (
     heatmap_to_input,
     input_to_heatmap,
     labeled_heatmap_keypoints,
+    max_filter,
     refine_peaks,
     render_gaussian_heatmaps,
     sample_heatmaps,
@@ -119,6 +120,17 @@ def test_heatmap_nms_on_plateaus_keeps_the_last_maximum_of_each_window(kernel):
     torch.testing.assert_close(heatmap_nms(maps.unsqueeze(0), kernel)[0], expected)
 
 
+@pytest.mark.parametrize("kernel", [1, 3, 5, 7])
+def test_max_filter_is_the_window_maximum_pixel_by_pixel(kernel):
+    maps = torch.rand(2, 3, 6, 9, generator=torch.Generator().manual_seed(kernel))
+    radius = kernel // 2
+    expected = torch.empty_like(maps)
+    for y, x in itertools.product(range(6), range(9)):
+        window = maps[..., max(y - radius, 0) : y + radius + 1, max(x - radius, 0) : x + radius + 1]
+        expected[..., y, x] = window.amax(dim=(-2, -1))
+    assert torch.equal(max_filter(maps, kernel), expected)
+
+
 def test_topk_peaks_are_sorted_and_capped_by_map_size():
     heatmaps = torch.zeros(1, 2, 3, 3)
     heatmaps[0, 0, 2, 1], heatmaps[0, 0, 0, 2], heatmaps[0, 1, 1, 1] = 0.75, 0.5, 0.25
@@ -150,6 +162,16 @@ def test_refinement_recovers_sub_pixel_gaussian_center():
     scores, xs, ys = topk_peaks(heatmaps, 1)
     assert xs.flatten().tolist() == [5, 3] and ys.flatten().tolist() == [7, 3]
     torch.testing.assert_close(refine_peaks(heatmaps, xs, ys)[0, :, 0], torch.tensor([[5.3, 6.8], [2.6, 3.45]]))
+
+
+def test_refinement_is_exact_for_a_tilted_gaussian():
+    """The log of a Gaussian with correlated axes is quadratic: one Taylor step lands on its center,
+    which needs the mixed derivative (dxy) with its sign."""
+    ys, xs = torch.meshgrid(torch.arange(9.0), torch.arange(9.0), indexing="ij")
+    dx, dy = xs - 4.3, ys - 3.8
+    heatmaps = torch.exp(-(0.5 * dx**2 + 0.4 * dx * dy + 0.3 * dy**2)).view(1, 1, 9, 9)
+    refined = refine_peaks(heatmaps, torch.tensor([[[4]]]), torch.tensor([[[4]]]))
+    torch.testing.assert_close(refined[0, 0, 0], torch.tensor([4.3, 3.8]))
 
 
 def test_refinement_falls_back_to_quarter_offset_and_keeps_border_peaks():
