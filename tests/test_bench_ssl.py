@@ -208,6 +208,19 @@ def test_a_rerun_trains_only_the_missing_cells(tmp_path, monkeypatch):
     assert [run["seconds"] for run in store.finished(cells, 100)] == [5.0, 1.0]
 
 
+def test_stores_sharing_a_cell_train_it_in_different_folders(tmp_path, monkeypatch):
+    """bench_precision's fp32 and bf16 stores hold the same cells; side by side, a shared folder was deleted
+    under the running job by the other's start."""
+    folders = []
+    monkeypatch.setattr(bench_ssl, "run_cell", lambda *arguments: folders.append(arguments[-1]) or {"seconds": 1.0})
+    cell = Cell("center_offset", "ratio_5", "semi", "light", 0)
+    stores = [RunStore(tmp_path, {"image_size": 64, "data_flags": [], "extra_args": ["--precision", precision]})
+              for precision in ("fp32", "bf16")]
+    args = argparse.Namespace(jobs=2, cache_dir=str(tmp_path), main_job_args=[])
+    bench_ssl.train_pending([(store, cell) for store in stores], 100, args, lambda: None)
+    assert len(set(folders)) == 2
+
+
 def test_diagnostics_keep_loss_terms_and_evaluations():
     history = [
         {"step": 10, "loss": 0.5, "learning_rate": 1e-3, "grad_norm": 2.0, "train/loss": 0.4,
