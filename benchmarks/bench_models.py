@@ -4,15 +4,16 @@ and the network's throughput in torch vs ONNX Runtime.
 Four measurements, the first three for both families (associative embedding and center + offset):
 
 - `decode`: milliseconds per image of `model.decode` (the codec decoder with the config's settings),
-  one image per call, on IDEAL maps holding 1, 10 or 30 people, at 256 and 512 input (64 and 128 px
-  maps at stride 4). Ideal maps are the codec's own training targets (AE tags = person id), so the
-  decoder sees as many peaks as a well-trained model produces; a random-init model's maps decode to
-  nobody and would time an empty loop. Where mmpose is importable (a benchmark-only extra, see
-  below), its own codecs decode the same maps in the same process, alternating with ours run by run:
+  one image per call and 16 per call (as training and evaluation decode), on IDEAL maps holding 1,
+  10 or 30 people, at 256 and 512 input (64 and 128 px maps at stride 4). Ideal maps are the codec's
+  own training targets (AE tags = person id), so the decoder sees as many peaks as a well-trained
+  model produces; a random-init model's maps decode to nobody and would time an empty loop. Where
+  mmpose is importable (a benchmark-only extra, see below), its own codecs decode the same maps in
+  the same process, alternating with ours run by run, one image at a time as they are written:
   `AssociativeEmbedding.batch_decode` and `SPR.decode` followed by `nearby_joints_nms` (what mmpose's
-  DEKR head runs). Each record also says how many people each decoder found and how far (input
-  pixels, mean over matched people's keypoints) they are from the truth, mmpose's keypoints taken
-  to our pixel-center convention (`x + (s - 1) / 2`).
+  DEKR head runs). Each record also says how many people each decoder found in the first image and
+  how far (input pixels, mean over matched people's keypoints) they are from the truth, mmpose's
+  keypoints taken to our pixel-center convention (`x + (s - 1) / 2`).
 - `inference`: images/s of forward + post-processing at 256 and 512 input, batch `--batch-size`,
   and the share of that time spent in post-processing (`model.decode` on ideal maps with
   `--people` people at the same map size + `PoseImageProcessor.post_process_pose_estimation`
@@ -113,6 +114,7 @@ FAMILIES = {
 }
 DECODE_INPUT_SIZES = (256, 512)  # 64 and 128 px maps at stride 4
 DECODE_PEOPLE = (1, 10, 30)
+DECODE_BATCH_SIZES = (1, 16)  # one image per call, as mmpose's codecs decode; a batch, as training and evaluation do
 INFERENCE_INPUT_SIZES = (256, 512)
 TAG_SPACING = 2.0  # ideal AE tags: person m has tag m * TAG_SPACING, well beyond the tag threshold
 
@@ -165,29 +167,30 @@ def build_model(family: str, backbone: str) -> torch.nn.Module:
 
 
 def measure_decode(args: argparse.Namespace) -> list[dict]:
-    """Milliseconds per image (one image per call) of `model.decode`, and of mmpose's codecs where importable,
+    """Milliseconds per image (1 or 16 images per call) of `model.decode`, and of mmpose's codecs where importable,
     on ideal maps with 1, 10 and 30 people at each map size; the decoders alternate run by run."""
     records = []
-    for family, size, people in itertools.product(FAMILIES, DECODE_INPUT_SIZES, DECODE_PEOPLE):
+    for family, batch, size, people in itertools.product(FAMILIES, DECODE_BATCH_SIZES, DECODE_INPUT_SIZES,
+                                                         DECODE_PEOPLE):
         model = build_model(family, "regnetx_002")  # decoding does not depend on the backbone
-        keypoints = random_people(1, people, size, model.config.num_keypoints)
+        keypoints = random_people(batch, people, size, model.config.num_keypoints)
         outputs = ideal_outputs(family, keypoints, model.config, size)
         decoders = {"semipose": lambda model=model, outputs=outputs: model.decode(outputs).to_list()[0]["keypoints"]}
         if MMPOSE_VERSION is not None:
             decoders["mmpose"] = mmpose_decoder(family, model.config, size, outputs)
         runs = alternating_runs(decoders, args.repeats, args.warmup)
         record = {"measurement": "decode", "family": family, "people": people, "input_size": size,
-                  "heatmap_size": size // model.config.output_stride, "batch_size": 1}
+                  "heatmap_size": size // model.config.output_stride, "batch_size": batch}
         for name, decode in decoders.items():
             found, error = keypoint_error(decode(), keypoints[0])
-            record[name] = {"ms_per_image": round(1000 * statistics.median(runs[name]), 2),
-                            "best_ms_per_image": round(1000 * min(runs[name]), 2),
+            record[name] = {"ms_per_image": round(1000 * statistics.median(runs[name]) / batch, 2),
+                            "best_ms_per_image": round(1000 * min(runs[name]) / batch, 2),
                             "people_decoded": found, "mean_keypoint_error_px": error}
         if "mmpose" in record:
             ratio = record["mmpose"]["ms_per_image"] / record["semipose"]["ms_per_image"]
             record["mmpose_over_semipose"] = round(ratio, 2)
         records.append(record)
-        print(f"decode  {family:>21}  {size // 4:3d} px maps  {people:2d} people  " + "  ".join(
+        print(f"decode  {family:>21}  batch {batch:2d}  {size // 4:3d} px maps  {people:2d} people  " + "  ".join(
             f"{name} {record[name]['ms_per_image']:6.2f} ms" for name in decoders))
     return records
 
@@ -218,7 +221,8 @@ def keypoint_error(found: torch.Tensor, truth: torch.Tensor) -> tuple[int, float
 
 
 def mmpose_decoder(family: str, config, input_size: int, outputs) -> Callable[[], np.ndarray]:
-    """mmpose's own decoding of `outputs` (one image), returning keypoints `[M, K, 2]` in our input pixels."""
+    """mmpose's own decoding of every image of `outputs` (its codecs take one image at a time), returning the
+    first image's keypoints `[M, K, 2]` in our input pixels."""
     heatmap_size = input_size // config.output_stride
     sizes = {"input_size": (input_size, input_size), "heatmap_size": (heatmap_size, heatmap_size)}
     shift = (config.output_stride - 1) / 2  # mmpose: x = u * s; semipose: x = (u + 0.5) * s - 0.5
@@ -231,16 +235,16 @@ def mmpose_decoder(family: str, config, input_size: int, outputs) -> Callable[[]
         return lambda: codec.batch_decode(outputs.heatmaps, outputs.tags)[0][0] + shift
     codec = MMPOSE.SPR(**sizes, generate_keypoint_heatmaps=True, decode_nms_kernel=config.nms_kernel,
                        decode_max_instances=config.max_people, decode_thr=config.center_threshold)
-    maps = torch.cat([outputs.heatmaps[0], outputs.center_heatmap[0]])  # root heatmap last, as SPR reads it
+    maps = torch.cat([outputs.heatmaps, outputs.center_heatmap], dim=1)  # root heatmap last, as SPR reads it
 
-    def decode() -> np.ndarray:
-        keypoints, (_, keypoint_scores) = codec.decode(maps, outputs.offsets[0])
+    def decode_image(index: int) -> np.ndarray:
+        keypoints, (_, keypoint_scores) = codec.decode(maps[index], outputs.offsets[index])
         keypoints, keypoint_scores = keypoints.numpy(), keypoint_scores.numpy()
         people = [{"keypoints": person, "score": scores} for person, scores in zip(keypoints, keypoint_scores)]
         keep = MMPOSE.nearby_joints_nms(people, 0.05, score_per_joint=True, max_dets=config.max_people)
         return keypoints[keep] + shift  # DEKR head's pose NMS (distance 0.05, more than K // 2 joints)
 
-    return decode
+    return lambda: [decode_image(index) for index in range(len(maps))][0]
 
 
 def measure_inference(args: argparse.Namespace) -> list[dict]:
