@@ -416,9 +416,17 @@ def _pose_nms(
     close = (joint_distance < radius[:, :, None, None]).float().mean(dim=-1) >= threshold
     order = scores.masked_fill(~candidates, -1.0).argsort(dim=1, descending=True)
     close = close.gather(1, order.unsqueeze(-1).expand_as(close)).gather(2, order.unsqueeze(1).expand_as(close))
-    keep = candidates.gather(1, order)
-    num_people = keep.shape[1]
-    later = torch.ones(num_people, num_people, dtype=torch.bool, device=keep.device).triu(diagonal=1)
-    for i in range(num_people):
-        keep = keep & ~(keep[:, i : i + 1] & close[:, i] & later[i])
+    ranked_candidates = candidates.gather(1, order)
+    num_people = ranked_candidates.shape[1]
+    later = torch.ones(num_people, num_people, dtype=torch.bool, device=scores.device).triu(diagonal=1)
+    suppresses = close & later  # [B, i, j]: i ranks above j and is close to it
+    # Greedy NMS is the one solution of keep_j = candidate_j and no kept i above j close to it (a triangular
+    # system); iterating it from the candidates fixes one more rank each round, and stops at that solution
+    # after as many rounds as the longest chain of suppressions (a few), not one round per person.
+    keep = ranked_candidates
+    for _ in range(num_people):
+        updated = ranked_candidates & ~(suppresses & keep.unsqueeze(-1)).any(dim=1)
+        if torch.equal(updated, keep):
+            break
+        keep = updated
     return torch.zeros_like(keep).scatter(1, order, keep)

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from coco_round_trip import HEATMAP_SIZE, SIGMA, STRIDE, round_trip_ap
 
 from semipose.modeling.codec_center_offset import (
+    _pose_nms,
     _snap_to_peaks,
     center_offset_loss,
     decode_center_offset,
@@ -187,6 +188,30 @@ def test_pose_nms_drops_a_duplicate_of_a_better_person():
     options = {"stride": 1, "refine": False, "nms_kernel": 3}
     assert decode_center_offset(targets.heatmaps, center, offsets, **options).mask.sum().item() == 1
     assert decode_center_offset(targets.heatmaps, center, offsets, pose_nms_threshold=1.01, **options).mask.sum() == 2
+
+
+def test_pose_nms_is_greedy_nms_person_by_person():
+    generator = torch.Generator().manual_seed(3)
+    centers = torch.randint(0, 4, (3, 20, 1, 2), generator=generator).float() * 6  # people pile up on 16 spots
+    keypoints = centers + torch.rand(3, 20, 5, 2, generator=generator) * 4
+    scores = torch.rand(3, 20, generator=generator)
+    candidates = torch.rand(3, 20, generator=generator) > 0.2
+    keep = _pose_nms(keypoints, scores, candidates, threshold=0.5, distance=0.3)
+    for image in range(3):  # the rule: best first, kept unless within reach of an already kept person
+        kept = []
+        for person in scores[image].argsort(descending=True).tolist():
+            reach = [0.3 * (keypoints[image, other].amax(0) - keypoints[image, other].amin(0)).norm().clamp_min(1)
+                     for other in kept]
+            close = [((keypoints[image, other] - keypoints[image, person]).norm(dim=-1) < radius).float().mean() >= 0.5
+                     for other, radius in zip(kept, reach)]
+            if candidates[image, person] and not any(close):
+                kept.append(person)
+        assert sorted(kept) == keep[image].nonzero().flatten().tolist()
+    assert 3 < keep.sum() < candidates.sum()  # some suppressed, some kept
+    # a chain: the best suppresses the second, which then cannot suppress the third
+    chain = torch.tensor([[[[x, 0.0], [x, 10.0]] for x in (0.0, 2.0, 4.0)]])  # reach 3 px, neighbours 2 px apart
+    kept = _pose_nms(chain, torch.tensor([[0.9, 0.8, 0.7]]), torch.ones(1, 3, dtype=torch.bool), 0.5, 0.3)
+    assert kept.tolist() == [[True, False, True]]
 
 
 def test_refinement_snaps_regressed_keypoints_to_nearby_heatmap_peaks():
