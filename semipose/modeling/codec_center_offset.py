@@ -50,6 +50,7 @@ from .codec_common import (
     running_max,
     sample_heatmaps,
     topk_peaks,
+    windows_around,
 )
 
 
@@ -339,7 +340,7 @@ def _snap_to_peaks(heatmaps: torch.Tensor, keypoints: torch.Tensor, nms_kernel: 
     reach, margin = math.ceil(radius + 1), max(nms_kernel // 2, 1)
     side, steps = 2 * reach + 1, torch.arange(-reach, reach + 1, device=heatmaps.device)
     nearest = torch.floor(keypoints + 0.5).long()  # [B, N, K, 2]
-    values, inside = _windows(heatmaps.float(), nearest, reach + margin)  # [B, N, K, P, P], P = side + 2 margin
+    values, inside = windows_around(heatmaps.float(), nearest, reach + margin)  # [B, N, K, P, P], P = side + 2 margin
 
     def central(tensor: torch.Tensor, skip: int = margin) -> torch.Tensor:  # the side x side pixels a peak may sit on
         return tensor[..., skip : skip + side, skip : skip + side]
@@ -375,28 +376,6 @@ def _snap_to_peaks(heatmaps: torch.Tensor, keypoints: torch.Tensor, nms_kernel: 
     found = first < len(owner)
     snapped[found] = refined[first[found]]
     return snapped.view_as(keypoints)
-
-
-def _windows(maps: torch.Tensor, centers: torch.Tensor, half: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Square windows of map k around each center k, with the map's border pixels repeated beyond it.
-
-    Args:
-        maps (`torch.Tensor` of shape `(B, K, h, w)`).
-        centers (`torch.Tensor` of shape `(B, N, K, 2)`, long): (x, y) pixel of each window's center.
-
-    Returns:
-        values and inside (bool), both `[B, N, K, 2 half + 1, 2 half + 1]`.
-    """
-    batch, num_keypoints, height, width = maps.shape
-    people, size = centers.shape[1], 2 * half + 1
-    steps = torch.arange(-half, half + 1, device=maps.device)
-    xs = centers[..., 0, None, None] + steps  # [B, N, K, 1, size]
-    ys = centers[..., 1, None, None] + steps[:, None]  # [B, N, K, size, 1]
-    inside = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
-    index = (ys.clamp(0, height - 1) * width + xs.clamp(0, width - 1)).expand(-1, -1, -1, size, size)
-    index = index.transpose(1, 2).reshape(batch, num_keypoints, people * size * size)  # channel-major, for gather
-    values = maps.flatten(2).gather(2, index).view(batch, num_keypoints, people, size, size).transpose(1, 2)
-    return values, inside
 
 
 def _pose_nms(

@@ -339,13 +339,32 @@ def refine_peaks(heatmaps: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> 
         `torch.Tensor` of shape `(B, C, N, 2)`: refined (u, v) in heatmap coordinates.
     """
     height, width = heatmaps.shape[-2:]
-    steps = torch.arange(-1, 2, device=xs.device)
-    rows = (ys[..., None, None] + steps[:, None]).clamp(0, height - 1)  # [B, C, N, 3, 1]
-    columns = (xs[..., None, None] + steps).clamp(0, width - 1)  # [B, C, N, 1, 3]
-    index = (rows * width + columns).flatten(2)  # [B, C, N * 9]
-    neighbourhoods = heatmaps.float().flatten(2).gather(2, index).view(*xs.shape, 3, 3)
+    centers = torch.stack([xs, ys], dim=-1).transpose(1, 2)  # [B, N, C, 2]: window k of map k
+    neighbourhoods = windows_around(heatmaps.float(), centers, 1)[0].transpose(1, 2)  # [B, C, N, 3, 3]
     interior = torch.stack([(xs > 0) & (xs < width - 1), (ys > 0) & (ys < height - 1)], dim=-1)
     return torch.stack([xs, ys], dim=-1).float() + peak_offsets(neighbourhoods) * interior
+
+
+def windows_around(maps: torch.Tensor, centers: torch.Tensor, half: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Square windows of map k around each center k, with the map's border pixels repeated beyond it.
+
+    Args:
+        maps (`torch.Tensor` of shape `(B, K, h, w)`).
+        centers (`torch.Tensor` of shape `(B, N, K, 2)`, long): (x, y) pixel of each window's center.
+
+    Returns:
+        values and inside (bool), both `[B, N, K, 2 half + 1, 2 half + 1]`.
+    """
+    batch, num_keypoints, height, width = maps.shape
+    people, size = centers.shape[1], 2 * half + 1
+    steps = torch.arange(-half, half + 1, device=maps.device)
+    xs = centers[..., 0, None, None] + steps  # [B, N, K, 1, size]
+    ys = centers[..., 1, None, None] + steps[:, None]  # [B, N, K, size, 1]
+    inside = (xs >= 0) & (xs < width) & (ys >= 0) & (ys < height)
+    index = (ys.clamp(0, height - 1) * width + xs.clamp(0, width - 1)).expand(-1, -1, -1, size, size)
+    index = index.transpose(1, 2).reshape(batch, num_keypoints, people * size * size)  # channel-major, for gather
+    values = maps.flatten(2).gather(2, index).view(batch, num_keypoints, people, size, size).transpose(1, 2)
+    return values, inside
 
 
 # Finite differences of the log-heatmap over a flattened 3 x 3 neighbourhood (row = dy + 1, column = dx + 1):
