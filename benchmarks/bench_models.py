@@ -11,9 +11,11 @@ Four measurements, the first three for both families (associative embedding and 
   mmpose is importable (a benchmark-only extra, see below), its own codecs decode the same maps in
   the same process, alternating with ours run by run, one image at a time as they are written:
   `AssociativeEmbedding.batch_decode` and `SPR.decode` followed by `nearby_joints_nms` (what mmpose's
-  DEKR head runs). Each record also says how many people each decoder found in the first image and
-  how far (input pixels, mean over matched people's keypoints) they are from the truth, mmpose's
-  keypoints taken to our pixel-center convention (`x + (s - 1) / 2`).
+  DEKR head runs). Center-offset is also timed with `refine=False` (`semipose_unrefined`: offsets only,
+  SPR's rule, the like-for-like comparison; the default snaps keypoints to heatmap peaks). Each record
+  also says how many people each decoder found in the first image and how far (input pixels, mean over
+  matched people's keypoints) they are from the truth, mmpose's keypoints taken to our
+  pixel-center convention (`x + (s - 1) / 2`).
 - `inference`: images/s of forward + post-processing at 256 and 512 input, batch `--batch-size`,
   and the share of that time spent in post-processing (`model.decode` on ideal maps with
   `--people` people at the same map size + `PoseImageProcessor.post_process_pose_estimation`
@@ -161,9 +163,9 @@ def median_seconds(function: Callable[[], object], repeats: int, warmup: int) ->
     return statistics.median(runs), runs
 
 
-def build_model(family: str, backbone: str) -> torch.nn.Module:
+def build_model(family: str, backbone: str, **config_overrides) -> torch.nn.Module:
     config_class, model_class = FAMILIES[family]
-    return model_class(config_class(backbone=backbone)).eval()
+    return model_class(config_class(backbone=backbone, **config_overrides)).eval()
 
 
 def measure_decode(args: argparse.Namespace) -> list[dict]:
@@ -176,6 +178,11 @@ def measure_decode(args: argparse.Namespace) -> list[dict]:
         keypoints = random_people(batch, people, size, model.config.num_keypoints)
         outputs = ideal_outputs(family, keypoints, model.config, size)
         decoders = {"semipose": lambda model=model, outputs=outputs: model.decode(outputs).to_list()[0]["keypoints"]}
+        if family == "center_offset":  # without the snapping to heatmap peaks: SPR's rule, the like-for-like timing
+            unrefined = build_model(family, "regnetx_002", refine=False)
+            decoders["semipose_unrefined"] = (
+                lambda model=unrefined, outputs=outputs: model.decode(outputs).to_list()[0]["keypoints"]
+            )
         if MMPOSE_VERSION is not None:
             decoders["mmpose"] = mmpose_decoder(family, model.config, size, outputs)
         runs = alternating_runs(decoders, args.repeats, args.warmup)
@@ -186,9 +193,10 @@ def measure_decode(args: argparse.Namespace) -> list[dict]:
             record[name] = {"ms_per_image": round(1000 * statistics.median(runs[name]) / batch, 2),
                             "best_ms_per_image": round(1000 * min(runs[name]) / batch, 2),
                             "people_decoded": found, "mean_keypoint_error_px": error}
-        if "mmpose" in record:
-            ratio = record["mmpose"]["ms_per_image"] / record["semipose"]["ms_per_image"]
-            record["mmpose_over_semipose"] = round(ratio, 2)
+        for name in ("semipose", "semipose_unrefined"):
+            if "mmpose" in record and name in record:
+                ratio = record["mmpose"]["ms_per_image"] / record[name]["ms_per_image"]
+                record[f"mmpose_over_{name}"] = round(ratio, 2)
         records.append(record)
         print(f"decode  {family:>21}  batch {batch:2d}  {size // 4:3d} px maps  {people:2d} people  " + "  ".join(
             f"{name} {record[name]['ms_per_image']:6.2f} ms" for name in decoders))

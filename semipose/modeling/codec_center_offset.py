@@ -275,7 +275,7 @@ def decode_center_offset(
     peak of its heatmap within `refine_radius` heatmap pixels whose value is at least the heatmap
     value at the regressed position (CenterNet-style, so regression finds the person and the heatmap
     places the joint; searched in a window around each keypoint, `_snap_to_peaks`; on the main job's
-    validation it raised AP from .054 to .169, `benchmarks/results/diagnose_pseudo_people.md`); keypoint
+    validation it raises AP from .096 to .188, `benchmarks/results/diagnose_pseudo_people.md`); keypoint
     scores = bilinear heatmap values at the final positions; person score = center score * mean
     keypoint score; pose NMS drops a person when at least `pose_nms_threshold`
     of its keypoints lie within `pose_nms_distance` times the diagonal of the keypoint box of a
@@ -381,7 +381,7 @@ def _snap_to_peaks(heatmaps: torch.Tensor, keypoints: torch.Tensor, nms_kernel: 
 def _pose_nms(
     keypoints: torch.Tensor, scores: torch.Tensor, candidates: torch.Tensor, threshold: float, distance: float
 ) -> torch.Tensor:
-    """Greedy pose NMS over the candidates of each image (batched over images, a loop over people).
+    """Greedy pose NMS over the candidates of each image (batched over images and people, a few rounds).
 
     Args:
         keypoints (`torch.Tensor` of shape `(B, N, K, 2)`), scores (`(B, N)`), candidates (`(B, N)`, bool).

@@ -55,7 +55,9 @@ class PoseConfig(PreTrainedConfig):
         nms_kernel (`int`, *optional*, defaults to 5):
             max-pool window of the heatmap non-maximum suppression.
         refine (`bool`, *optional*, defaults to `True`):
-            sub-pixel refinement of decoded keypoints.
+            sub-pixel refinement of decoded keypoints; for center_offset, also snapping each regressed keypoint
+            to its heatmap peak (off: keypoints = center + offsets, SPR's rule, cheaper one image per call and
+            about half the AP on the main job's validation; README, decoding).
         flip_test (`bool`, *optional*, defaults to `False`):
             evaluation and inference also run the mirrored image and average the maps (the published protocol
             on real photos), unless a caller says otherwise; training never flips at test time.
