@@ -1,10 +1,10 @@
 """Why are a teacher's pseudo people wrong? Its false positives split into duplicates, fragments and wrong joints.
 
-On the validation split of the checkpoint's own dataset (its `final_metrics.json` names it), the
-network's maps are computed once and decoded with each decoder variant (config overrides, e.g.
-`{"fill_missing": false}`). At every person-score threshold the people are filtered exactly as
-pseudo labels are (score >= threshold, at least one keypoint at or above the keypoint threshold)
-and matched to the ground truth by pycocotools' own greedy OKS matching at OKS 0.5. Each kept
+On the validation split of the checkpoint's own dataset (its `final_metrics.json` names it; or on its
+unlabeled training images, below), the network's maps are computed once and decoded with each decoder
+variant (config overrides, e.g. `{"fill_missing": false}`). At every person-score threshold the people
+are filtered exactly as pseudo labels are (score >= threshold, at least one keypoint at or above the
+keypoint threshold) and matched to the ground truth by pycocotools' own greedy OKS matching at OKS 0.5. Each kept
 person then counts as one of:
 
 - `correct`: matched (these give precision);
@@ -18,6 +18,11 @@ Each ground-truth person unmatched at the threshold is a miss: `filtered_out` wh
 person (before the filter) has OKS > 0.5 with it, else `not_decoded`. The validation AP of each
 variant (all decoded people, the trainer's evaluation) is reported with it, so a decoder change
 that raises pseudo precision can be checked not to cost AP.
+
+`--split unlabeled` scores the teacher where training uses it: on the training images outside the
+run's labeled subset, against their ground truth from the dataset's `full` config (the trainer never
+reads it; synthetic and COCO-style folders have it). `--flip_test` also runs each image mirrored and
+averages the maps before decoding (the test-time augmentation of `PoseEstimator`).
 
 Results go to `benchmarks/results/diagnose_pseudo_people.{json,md}`, one entry per `--label`
 (rerunning a label replaces it), so a before/after pair of runs on the same checkpoint lands in
@@ -63,13 +68,13 @@ NEAR_MISS_OKS = 0.3  # a wrong-joints person this close to somebody is a localiz
 CATEGORIES = ("correct", "duplicate", "fragment", "wrong_joints")
 
 
-def network_outputs(model, processor, validation) -> tuple[list, list[int], list]:
-    """The model's output maps per validation batch, with image ids and original sizes, computed once."""
-    loader = DataLoader(validation, batch_size=32, collate_fn=EvaluationCollator(processor))
+def network_outputs(model, processor, images, flip_test: bool = False) -> tuple[list, list[int], list]:
+    """The model's output maps per batch of `images`, with image ids and original sizes, computed once."""
+    loader = DataLoader(images, batch_size=32, collate_fn=EvaluationCollator(processor))
     outputs, image_ids, sizes = [], [], []
     with torch.no_grad():
         for batch in loader:
-            outputs.append(model(pixel_values=batch["pixel_values"]))
+            outputs.append(model(pixel_values=batch["pixel_values"], flip_test=flip_test))
             image_ids += batch["image_ids"].tolist()
             sizes.append(batch["target_sizes"])
     return outputs, image_ids, sizes
@@ -229,6 +234,11 @@ def _cells(row: dict) -> str:
             f"{row['not_decoded']}")
 
 
+def _images(run: dict) -> str:
+    """Which images a run scored (runs recorded before `--split` existed scored validation, without flip)."""
+    return run.get("split", "validation") + (", flip" if run.get("flip_test") else "")
+
+
 def tag_separation(outputs, rows, processor, config) -> dict | None:
     """How far apart the network keeps the tags of the people of one image (associative embedding only), read
     where the tag loss reads them: at each ground-truth person's labeled keypoints. None without two people."""
@@ -264,21 +274,23 @@ def markdown(report: dict) -> str:
     lines = [
         "# Pseudo-people diagnostic (benchmarks/diagnose_pseudo_people.py)",
         "",
-        ("Kept people (person score >= threshold, a keypoint >= the keypoint threshold) on the validation split, "
-         "matched at OKS 0.5: correct / duplicate (OKS > 0.5 with an already matched person) / fragment (< K/2 "
-         "keypoints from grouping) / wrong joints (near misses: OKS > 0.3 with somebody); misses = ground-truth "
-         "people unmatched, filtered out (a decoded person had OKS > 0.5) or not decoded. AP = validation OKS AP "
-         "of all decoded people."),
+        ("Kept people (person score >= threshold, a keypoint >= the keypoint threshold) on the images named per run "
+         "(validation, or the run's unlabeled training images), matched at OKS 0.5: correct / duplicate (OKS > 0.5 "
+         "with an already matched person) / fragment (< K/2 keypoints from grouping) / wrong joints (near misses: "
+         "OKS > 0.3 with somebody); misses = ground-truth people unmatched, filtered out (a decoded person had "
+         "OKS > 0.5) or not decoded. AP = OKS AP of all decoded people on those images; flip = maps averaged with "
+         "the mirrored image's."),
         "",
         "## At the training threshold",
         "",
-        f"| run | variant | AP | threshold | {COLUMNS} |",
-        "|---" * 13 + "|",
+        f"| run | variant | images | AP | threshold | {COLUMNS} |",
+        "|---" * 14 + "|",
     ]
     for label, run in report["runs"].items():
         for name, variant in run["variants"].items():
             row = next(r for r in variant["by_threshold"] if r["person_threshold"] == run["training_threshold"])
-            lines.append(f"| {label} | {name} | {variant['AP']:.4f} | {run['training_threshold']:g} | {_cells(row)} |")
+            lines.append(f"| {label} | {name} | {_images(run)} | {variant['AP']:.4f} | {run['training_threshold']:g} | "
+                         f"{_cells(row)} |")
     separations = {label: run["tag_separation"] for label, run in report["runs"].items() if run.get("tag_separation")}
     if separations:
         lines += ["", ("Tags of the ground-truth people of one image (`tag_separation`): median distance between two "
@@ -297,6 +309,17 @@ def markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
+def scored_images(summary: dict, split: str):
+    """The images the teacher is scored on, with their ground-truth rows: the validation split, or (`unlabeled`)
+    the annotated training images outside the run's labeled subset, whose truth only the `full` config holds
+    (extra unlabeled images without annotations are left out)."""
+    folder, config = summary["dataset"], summary["dataset_config"]
+    if split == "validation":
+        return load_pose_dataset(folder, config, "validation")
+    labeled = set(load_pose_dataset(folder, config, "labeled")["image_id"])
+    return load_pose_dataset(folder, "full", "labeled").filter(lambda row: row["image_id"] not in labeled)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, help="A main-job output folder (model + final_metrics.json).")
@@ -304,6 +327,9 @@ def main() -> None:
     parser.add_argument("--variants", default='{"default": {}}', help="JSON: variant name -> config overrides.")
     parser.add_argument("--training_threshold", type=float, default=0.4, help="Person threshold used in training.")
     parser.add_argument("--keypoint_threshold", type=float, default=0.3, help="The pseudo-label keypoint threshold.")
+    parser.add_argument("--split", choices=("validation", "unlabeled"), default="validation",
+                        help="Score on the validation split, or on the run's unlabeled training images.")
+    parser.add_argument("--flip_test", action="store_true", help="Average the maps of each image and its mirror.")
     parser.add_argument("--output", type=Path, default=RESULTS, help="Output stem (.json and .md are written).")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -312,10 +338,10 @@ def main() -> None:
     summary = json.loads((checkpoint / "final_metrics.json").read_text())
     model, processor = load_checkpoint(checkpoint)
     skeleton = resolve_skeleton(read_dataset_metadata(summary["dataset"])["skeleton"])
-    validation = lazy_images(load_pose_dataset(summary["dataset"], summary["dataset_config"], "validation"))
-    ground_truth = ground_truth_from_rows(validation.remove_columns("image"), skeleton.name)
+    images = lazy_images(scored_images(summary, args.split))
+    ground_truth = ground_truth_from_rows(images.remove_columns("image"), skeleton.name)
     truths = (ground_truth, with_box_areas(ground_truth) if skeleton.oks_area_from_bbox else ground_truth)
-    maps = network_outputs(model, processor, validation)
+    maps = network_outputs(model, processor, images, args.flip_test)
     variants = {
         name: diagnose_variant(model, processor, maps, truths, skeleton, overrides, args)
         for name, overrides in json.loads(args.variants).items()
@@ -327,7 +353,8 @@ def main() -> None:
         "checkpoint": str(checkpoint), "final_model": summary.get("final_model"),
         "semipose": str(Path(semipose.__file__).parents[1]),
         "training_threshold": args.training_threshold, "keypoint_threshold": args.keypoint_threshold,
-        "tag_separation": tag_separation(maps[0], validation.remove_columns("image"), processor, model.config),
+        "split": args.split, "flip_test": args.flip_test,
+        "tag_separation": tag_separation(maps[0], images.remove_columns("image"), processor, model.config),
         "variants": variants,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
