@@ -4,8 +4,8 @@ On the validation split of the checkpoint's own dataset (its `final_metrics.json
 unlabeled training images, below), the network's maps are computed once and decoded with each decoder
 variant (config overrides, e.g. `{"fill_missing": false}`). At every person-score threshold the people
 are filtered exactly as pseudo labels are (score >= threshold, at least one keypoint at or above the
-keypoint threshold) and matched to the ground truth by pycocotools' own greedy OKS matching at OKS 0.5. Each kept
-person then counts as one of:
+keypoint threshold) and matched to the ground truth by pycocotools' own greedy OKS matching at OKS
+0.5. Each kept person then counts as one of:
 
 - `correct`: matched (these give precision);
 - `duplicate`: unmatched but OKS > 0.5 with a person that a better-scored one already matched;
@@ -316,7 +316,7 @@ def scored_images(summary: dict, split: str):
     folder, config = summary["dataset"], summary["dataset_config"]
     if split == "validation":
         return load_pose_dataset(folder, config, "validation")
-    labeled = set(load_pose_dataset(folder, config, "labeled")["image_id"])
+    labeled = set(read_dataset_metadata(folder)["labeled_image_ids"][config])
     return load_pose_dataset(folder, "full", "labeled").filter(lambda row: row["image_id"] not in labeled)
 
 
