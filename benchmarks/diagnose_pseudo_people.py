@@ -52,10 +52,9 @@ from torch.utils.data import DataLoader
 
 import semipose
 from semipose.data.collator import EvaluationCollator
-from semipose.data.dataset_folder import load_pose_dataset, read_dataset_metadata
+from semipose.data.dataset_folder import load_pose_dataset, read_dataset_metadata, read_dataset_skeleton
 from semipose.data.unreadable import lazy_images
 from semipose.evaluation import KeypointEvaluator, ground_truth_from_rows
-from semipose.evaluation.ground_truth import resolve_skeleton
 from semipose.evaluation.protocols import captured_pycocotools_output, keypoint_cocoeval, with_box_areas
 from semipose.inference import load_checkpoint
 from semipose.modeling.codec_associative_embedding import encode_associative_embedding_targets
@@ -337,7 +336,7 @@ def main() -> None:
     checkpoint = Path(args.checkpoint)
     summary = json.loads((checkpoint / "final_metrics.json").read_text())
     model, processor = load_checkpoint(checkpoint)
-    skeleton = resolve_skeleton(read_dataset_metadata(summary["dataset"])["skeleton"])
+    skeleton = read_dataset_skeleton(summary["dataset"])
     images = lazy_images(scored_images(summary, args.split))
     ground_truth = ground_truth_from_rows(images.remove_columns("image"), skeleton.name)
     truths = (ground_truth, with_box_areas(ground_truth) if skeleton.oks_area_from_bbox else ground_truth)

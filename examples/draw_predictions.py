@@ -62,7 +62,7 @@ def main() -> None:
 
     estimator = PoseEstimator.from_pretrained(args.model, device=args.device, flip_test=args.flip_test)
     people = estimator.predict(images)
-    drawn = draw_predictions(images, people, estimator.model.config.skeleton, threshold=args.keypoint_threshold)
+    drawn = draw_predictions(images, people, estimator.skeleton, threshold=args.keypoint_threshold)
 
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -39,9 +39,12 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import __version__
+
+if TYPE_CHECKING:
+    from .skeletons import Skeleton
 
 INPUT_ERRORS = (ValueError, FileNotFoundError, FileExistsError, ImportError)
 """What bad input raises (a file, record or argument not as expected, an optional extra not installed): the
@@ -198,10 +201,10 @@ def _add_evaluate_parser(subcommands: argparse._SubParsersAction) -> None:
 def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Score the predictions (or the model's, run on the split) on the dataset split; print a table;
     write `--output` if given."""
-    from .data.dataset_folder import load_pose_dataset, read_dataset_metadata
+    from .data.dataset_folder import load_pose_dataset, read_dataset_skeleton
     from .evaluation import KeypointEvaluator
 
-    skeleton = read_dataset_metadata(args.dataset)["skeleton"]
+    skeleton = read_dataset_skeleton(args.dataset)
     rows = load_pose_dataset(args.dataset, args.config, args.split, cache_dir=args.cache_dir)
     evaluator = KeypointEvaluator.from_rows(rows, skeleton)
     if args.model is not None:
@@ -213,7 +216,7 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
         source = {"predictions": str(args.predictions)}
     report = {
         "metrics": evaluator.compute(),
-        "skeleton": skeleton, "dataset": str(args.dataset), "config": args.config,
+        "skeleton": skeleton.name, "dataset": str(args.dataset), "config": args.config,
         "split": args.split, **source,
         "num_images": len(evaluator.ground_truth["images"]),
         "num_predicted_people": len(evaluator.results_json()),
@@ -225,7 +228,7 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def predict_rows(args: argparse.Namespace, rows, skeleton: str) -> tuple[list[dict[str, Any]], bool]:
+def predict_rows(args: argparse.Namespace, rows, skeleton: Skeleton) -> tuple[list[dict[str, Any]], bool]:
     """COCO keypoint results of the `--model` checkpoint on the dataset rows, in batches, and whether it ran the
     flip test (`--flip-test`, else the model config's)."""
     from tqdm.auto import tqdm
@@ -236,10 +239,11 @@ def predict_rows(args: argparse.Namespace, rows, skeleton: str) -> tuple[list[di
     estimator = PoseEstimator.from_pretrained(
         args.model, device=args.device, batch_size=args.batch_size, flip_test=args.flip_test
     )
-    if estimator.model.config.skeleton != skeleton:
+    if estimator.skeleton.keypoint_names != skeleton.keypoint_names:
         raise ValueError(
-            f"Model {args.model} predicts the {estimator.model.config.skeleton!r} skeleton, the dataset "
-            f"{args.dataset} is labeled with {skeleton!r}."
+            f"Model {args.model} predicts the {estimator.skeleton.name!r} skeleton "
+            f"{list(estimator.skeleton.keypoint_names)}, the dataset {args.dataset} is labeled with the "
+            f"{skeleton.name!r} skeleton {list(skeleton.keypoint_names)}."
         )
     results = []
     batches = rows.iter(batch_size=args.batch_size)

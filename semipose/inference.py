@@ -55,7 +55,7 @@ from .modeling.pipeline_pose_estimation import (
     to_decoded_pixels,
     to_rgb,
 )
-from .skeletons import Skeleton, get_skeleton
+from .skeletons import Skeleton, resolve_skeleton
 from .visualization import draw_people, enlarge, make_grid
 
 logger = logging.getLogger(__name__)
@@ -253,6 +253,8 @@ class PoseEstimator:
         self.image_processor = image_processor
         self.batch_size = batch_size
         self.flip_test = model.config.flip_test if flip_test is None else flip_test
+        if self.flip_test and model.config.flip_index is None:
+            raise ValueError(f"flip_test: the {model.config.skeleton!r} skeleton is never mirrored (no flip_index).")
         self.threshold = threshold
 
     @classmethod
@@ -290,7 +292,7 @@ class PoseEstimator:
     @property
     def skeleton(self) -> Skeleton:
         """The model's keypoint layout (names, limbs, sides)."""
-        return get_skeleton(self.model.config.skeleton)
+        return Skeleton.from_config(self.model.config)
 
     def __call__(self, images: ImageInput | Sequence[ImageInput]) -> list[dict[str, Any]] | list[list[dict[str, Any]]]:
         """The people in one image (a list of person dicts), or in each of several images (a list of lists).
@@ -342,20 +344,21 @@ def _as_image(image: ImageInput, longest_edge: int | None = None) -> PIL.Image.I
 
 
 def draw_predictions(
-    images: Sequence[PIL.Image.Image], people: Sequence[dict[str, torch.Tensor]], skeleton: str, threshold: float = 0.3
+    images: Sequence[PIL.Image.Image], people: Sequence[dict[str, torch.Tensor]], skeleton: Skeleton | str,
+    threshold: float = 0.3,
 ) -> list[PIL.Image.Image]:
     """Each image with its predicted people drawn (keypoints below `threshold` left out)."""
     drawn = []
     for image, found in zip(images, people):
         keypoints = torch.cat([to_decoded_pixels(found["keypoints"], image), found["keypoint_scores"].unsqueeze(-1)],
                               dim=-1)
-        drawn.append(draw_people(image, keypoints.cpu().numpy(), get_skeleton(skeleton),
+        drawn.append(draw_people(image, keypoints.cpu().numpy(), resolve_skeleton(skeleton),
                                  scores=found["scores"].cpu().numpy(), threshold=threshold))
     return drawn
 
 
 def save_prediction_grid(
-    path: str | Path, model, image_processor, rows, skeleton: str, num_images: int = 16, columns: int = 4,
+    path: str | Path, model, image_processor, rows, skeleton: Skeleton | str, num_images: int = 16, columns: int = 4,
     min_size: int = 256,
 ) -> Path:
     """Write a PNG grid of predictions on the first `num_images` rows (images upscaled to `min_size`)."""
@@ -400,7 +403,7 @@ def write_predictions(
     if image_ids is not None and len(image_ids) != len(paths):
         raise ValueError(f"image_ids: expected one per path ({len(paths)}), got {len(image_ids)}.")
     ids = list(image_ids) if image_ids is not None else _image_ids(paths)
-    records = _FileRecords(paths, ids, output_dir, estimator.model.config.skeleton, keypoint_threshold,
+    records = _FileRecords(paths, ids, output_dir, estimator.skeleton, keypoint_threshold,
                            estimator.input_size)
     disable = None if show_progress is None else not show_progress
     with tqdm(total=len(paths), desc="semipose predict", unit="image", disable=disable) as progress:
@@ -418,7 +421,7 @@ class _FileRecords:
     pictures it draws."""
 
     def __init__(
-        self, paths: Sequence[Path], ids: list[int], output_dir: Path, skeleton: str, keypoint_threshold: float,
+        self, paths: Sequence[Path], ids: list[int], output_dir: Path, skeleton: Skeleton, keypoint_threshold: float,
         input_size: int,
     ):
         self.paths, self.output_dir, self.input_size = paths, output_dir, input_size

@@ -57,12 +57,12 @@ def model_card(config, summary: Mapping[str, Any]) -> ModelCard:
 
 # {title}
 
-Multi-person 2D human pose estimation without a person detector, trained with
+Multi-instance 2D pose estimation (people, animals, any keypoint set) without a detector, trained with
 the `semipose` library.
 
 - **Model family**: {FAMILY_DESCRIPTIONS.get(config.model_type, config.model_type)}
 - **Backbone**: timm `{config.backbone}`, output stride {config.output_stride}
-- **Skeleton**: {config.skeleton} ({config.num_keypoints} keypoints)
+- **Skeleton**: {config.skeleton} ({config.num_keypoints} keypoints: {", ".join(config.keypoint_names or [])})
 - **Training data**: {dataset}, config `{dataset_config}`
   (the config name gives the labeled percentage)
 - **Semi-supervised mode**: {summary.get("ssl_mode", "unknown")}; saved network: {final_model}

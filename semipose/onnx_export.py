@@ -25,13 +25,18 @@ largest_difference_to_torch(model, "outputs/run_semi_pose/model.onnx")  # max |t
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
 
 METADATA_PREFIX = "semipose_"
-METADATA_FIELDS = ("model_type", "skeleton", "num_keypoints", "output_stride")
-"""Config fields stored (as strings, keys prefixed by `METADATA_PREFIX`) in an exported file's metadata_props."""
+METADATA_FIELDS = (
+    "model_type", "skeleton", "num_keypoints", "output_stride",
+    "keypoint_names", "flip_index", "sigmas", "limbs", "grouping_order",
+)
+"""Config fields stored (keys prefixed by `METADATA_PREFIX`; lists as JSON) in an exported file's metadata_props:
+the file names its skeleton whole, for runtimes that read it without the checkpoint."""
 INPUT_NAME = "pixel_values"
 SAMPLE_BATCH = 2
 """Batch of the tracing sample: torch.export fixes a dimension whose sample size is 1, so it must not be 1."""
@@ -94,7 +99,9 @@ def export_onnx(model: torch.nn.Module, output_file: str | Path, *, opset_versio
 
 def metadata_for(config) -> dict[str, str]:
     """The metadata_props an exported file of a model with `config` carries."""
-    return {f"{METADATA_PREFIX}{field}": str(getattr(config, field)) for field in METADATA_FIELDS}
+    values = {field: getattr(config, field) for field in METADATA_FIELDS}
+    return {f"{METADATA_PREFIX}{field}": json.dumps(value) if isinstance(value, list) or value is None else str(value)
+            for field, value in values.items()}
 
 
 def largest_difference_to_torch(model: torch.nn.Module, onnx_file: str | Path) -> float:

@@ -122,13 +122,25 @@ def check_metadata(onnx_file: Path, metadata: dict[str, str], config) -> None:
         )
     if found != expected:
         raise ValueError(
-            f"{onnx_file}: exported from another model ({_describe(found)}), the checkpoint expects "
-            f"{_describe(expected)}; export this checkpoint with `semipose export`."
+            f"{onnx_file}: exported from another model ({_differences(found, expected)}); export this checkpoint "
+            "with `semipose export`."
         )
 
 
+def _differences(found: dict[str, str], expected: dict[str, str]) -> str:
+    """The fields that differ: the scalar ones (model type, skeleton, ...), else the first per-keypoint list."""
+    keys = [key for key in sorted({*found, *expected}) if found.get(key) != expected.get(key)]
+    scalar = [key for key in keys if not expected.get(key, "[").startswith(("[", "null"))]
+    return "; ".join(
+        f"{key.removeprefix(METADATA_PREFIX)}={found.get(key, 'none'):.80} in the file, "
+        f"{expected.get(key, 'none'):.80} in the checkpoint" for key in scalar or keys[:1]
+    )
+
+
 def _describe(metadata: dict[str, str]) -> str:
-    return ", ".join(f"{key.removeprefix(METADATA_PREFIX)}={value}" for key, value in sorted(metadata.items()))
+    """The model type, skeleton and map geometry of a metadata dict (its per-keypoint lists left out)."""
+    return ", ".join(f"{key.removeprefix(METADATA_PREFIX)}={value}" for key, value in sorted(metadata.items())
+                     if not value.startswith(("[", "null")))
 
 
 def load_onnx_checkpoint(

@@ -40,7 +40,6 @@ from tqdm.auto import tqdm
 
 from .data.folder_files import relative_stems
 from .inference import PoseEstimator, draw_predictions
-from .skeletons import get_skeleton
 
 logger = logging.getLogger(__name__)
 
@@ -263,7 +262,7 @@ def _predict_frames(
     """The json records of one batch of frames; their drawn copies go to `writer`."""
     images = [frame.image for frame in batch]
     people = estimator.predict(images)
-    for drawn in draw_predictions(images, people, estimator.model.config.skeleton, keypoint_threshold):
+    for drawn in draw_predictions(images, people, estimator.skeleton, keypoint_threshold):
         writer.write(drawn)
     return [{"frame_index": frame.index, "timestamp": round(frame.timestamp, 6), "people": _json_people(found)}
             for frame, found in zip(batch, people)]
@@ -282,7 +281,7 @@ def _write_json(
     json_path: Path, info: VideoInfo, estimator: PoseEstimator, frames: list[dict[str, Any]], poses_video: str,
     failure: UnreadableVideoError | None,
 ) -> None:
-    skeleton = get_skeleton(estimator.model.config.skeleton)
+    skeleton = estimator.skeleton
     record = {
         "video": str(info.path), "width": info.width, "height": info.height, "fps": float(info.fps),
         "num_frames": len(frames), "skeleton": skeleton.name, "keypoint_names": list(skeleton.keypoint_names),

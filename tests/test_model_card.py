@@ -64,7 +64,7 @@ def test_saved_model_folder_loads_back_silently_with_a_complete_card(tmp_path, f
     text = card.text
     assert "**Model family**: " in text and family_words in text
     assert "**Backbone**: timm `regnetx_002`, output stride 4" in text
-    assert "**Skeleton**: crowdpose (14 keypoints)" in text
+    assert "**Skeleton**: crowdpose (14 keypoints: left_shoulder, right_shoulder," in text
     assert "**Training data**: data/crowdpose_semi, config `ratio_10`" in text and "labeled percentage" in text
     assert "**Semi-supervised mode**: semi; saved network: teacher" in text
     assert "| AP | 0.4123 | 0.4300 |" in text and "| AP50 | 0.7000 | - |" in text  # student, teacher: never a max

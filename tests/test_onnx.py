@@ -22,6 +22,7 @@ from semipose.modeling import (
     PoseImageProcessor,
 )
 from semipose.onnx_runtime import OnnxRuntimePoseModel, load_onnx_checkpoint
+from semipose.skeletons import get_skeleton
 
 FAMILIES = ("associative_embedding", "center_offset")
 NEW_INPUTS = [(3, 3, 64, 96), (1, 3, 160, 128)]
@@ -92,8 +93,14 @@ def test_export_command_reports_the_file_and_its_difference_to_torch(exported):
     family, folder, out = exported
     graph = onnx.load(folder / "model.onnx")
     metadata = {prop.key: prop.value for prop in graph.metadata_props}
+    coco = get_skeleton("coco")
     assert metadata == {"semipose_model_type": f"semipose_{family}", "semipose_skeleton": "coco",
-                        "semipose_num_keypoints": "17", "semipose_output_stride": "4"}
+                        "semipose_num_keypoints": "17", "semipose_output_stride": "4",
+                        "semipose_keypoint_names": json.dumps(list(coco.keypoint_names)),
+                        "semipose_flip_index": json.dumps(list(coco.flip_index)),
+                        "semipose_sigmas": json.dumps(list(coco.sigmas)),
+                        "semipose_limbs": json.dumps([list(limb) for limb in coco.limbs]),
+                        "semipose_grouping_order": json.dumps(list(coco.grouping_order))}
     input_dims = graph.graph.input[0].type.tensor_type.shape.dim
     assert [dim.dim_param for dim in input_dims] == ["batch", "", "height", "width"]
     difference = float(re.search(r"max \|torch - onnxruntime\| = (\S+)", out).group(1))
@@ -148,12 +155,12 @@ def test_predict_command_with_the_onnxruntime_backend(tmp_path, capsys, exported
 def test_onnx_file_of_another_family_or_keypoint_count_is_refused(tmp_path, center_offset_onnx):
     save_associative_embedding_checkpoint(tmp_path / "ae")
     with pytest.raises(ValueError, match=re.escape(
-        f"{center_offset_onnx}: exported from another model (model_type=semipose_center_offset, num_keypoints=17, "
-        "output_stride=4, skeleton=coco), the checkpoint expects model_type=semipose_associative_embedding, "
-        "num_keypoints=17")):
+        f"{center_offset_onnx}: exported from another model (model_type=semipose_center_offset in the file, "
+        "semipose_associative_embedding in the checkpoint); export this checkpoint")):
         PoseEstimator.from_pretrained(tmp_path / "ae", backend="onnxruntime", onnx_file=center_offset_onnx)
     crowdpose = CenterOffsetConfig(backbone="regnetx_002", neck_channels=16, skeleton="crowdpose")  # 14 keypoints
-    with pytest.raises(ValueError, match="the checkpoint expects model_type=semipose_center_offset, num_keypoints=14"):
+    with pytest.raises(ValueError, match=r"num_keypoints=17 in the file, 14 in the checkpoint; skeleton=coco in the "
+                                         "file, crowdpose in the checkpoint"):
         OnnxRuntimePoseModel(center_offset_onnx, crowdpose)
 
 

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from semipose.data.dataset_folder import load_pose_dataset, read_dataset_metadata
+from semipose.data.dataset_folder import load_pose_dataset, read_dataset_skeleton
 from semipose.evaluation import ground_truth_from_rows
 from semipose.evaluation.protocols import crowd_index_bins
 from semipose.training.recipe import DataArguments, parse_arguments, resolve_dataset_folder
@@ -88,7 +88,7 @@ def prepare_regime_data(regime: Regime, image_size: int, cache_dir: str) -> tupl
 def describe_validation(folder: Path) -> dict[str, Any]:
     """Validation images per crowd bin (from `crowdIndex`, CrowdPose's bin edges) and people per image."""
     rows = load_pose_dataset(folder, "full", "validation").remove_columns("image")
-    ground_truth = ground_truth_from_rows(rows, read_dataset_metadata(folder)["skeleton"])
+    ground_truth = ground_truth_from_rows(rows, read_dataset_skeleton(folder))
     bins = crowd_index_bins(ground_truth["images"])
     people = sum(1 for annotation in ground_truth["annotations"] if annotation["num_keypoints"] > 0)
     return {

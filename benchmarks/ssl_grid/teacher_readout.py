@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from transformers import AutoImageProcessor, AutoModelForPoseEstimation
 
-from semipose.data.dataset_folder import load_pose_dataset, read_dataset_metadata
+from semipose.data.dataset_folder import load_pose_dataset, read_dataset_skeleton
 from semipose.evaluation import ground_truth_from_rows
 from semipose.evaluation.protocols import CROWD_INDEX_THRESHOLDS, crowd_index_bins
 from semipose.evaluation.pseudo_label_quality import pseudo_label_quality
@@ -94,7 +94,7 @@ def filtered_people(estimate: dict, person_threshold: float) -> dict[str, list]:
 def read_teacher(run_dir: Path, folder: Path, config: str, snapshot_steps: list[int], person_threshold: float,
                  keypoint_threshold: float, figure_images: int) -> dict[str, Any]:
     """The readout of the module docstring, as one json-able dict."""
-    skeleton = read_dataset_metadata(folder)["skeleton"]
+    skeleton = read_dataset_skeleton(folder)
     validation = load_pose_dataset(folder, config, "validation")
     ground_truth = ground_truth_from_rows(validation.remove_columns("image"), skeleton)
     final_teacher = load_teacher(run_dir, snapshot_steps[-1])

@@ -12,7 +12,7 @@ import datasets
 import evaluate
 
 from semipose.evaluation import KeypointEvaluator
-from semipose.evaluation.ground_truth import PERSON_CATEGORY_ID, person_category
+from semipose.evaluation.ground_truth import PERSON_CATEGORY_ID
 from semipose.skeletons import Skeleton, get_skeleton
 
 _CITATION = """\
@@ -102,7 +102,7 @@ def _coco_ground_truth(references: list[dict], skeleton: Skeleton) -> dict:
                 "keypoints": [value for keypoint in keypoints for value in keypoint],
                 "bbox": bbox, "area": area, "iscrowd": int(iscrowd),
             })
-    return {"images": images, "annotations": annotations, "categories": [person_category(skeleton)]}
+    return {"images": images, "annotations": annotations, "categories": [skeleton.coco_category(PERSON_CATEGORY_ID)]}
 
 
 @evaluate.utils.file_utils.add_start_docstrings(_DESCRIPTION, _KWARGS_DESCRIPTION)

@@ -1,9 +1,11 @@
 """Read COCO-format person keypoint annotations into one dataset row per image.
 
 One reader serves every source: COCO `person_keypoints_{train,val}2017.json`, CrowdPose
-`crowdpose_*.json` and the synthetic generator's output. It checks the whole file (required
-fields and their types, values that fit the int64 / float32 columns, keypoint lists of length 3K
-for the skeleton, positive image sizes, duplicate ids, annotations of unknown images, RLE regions
+`crowdpose_*.json`, the synthetic generator's output, animal datasets (AP-10K, MacaquePose) and the
+label-file converters' output. The skeleton is the category's (`coco_skeleton`): its keypoint names must be
+the skeleton's when one is given, and `category` keeps one category of a file that has several. It checks
+the whole file (required fields and their types, values that fit the int64 / float32 columns, keypoint lists
+of length 3K for the skeleton, positive image sizes, duplicate ids, annotations of unknown images, RLE regions
 that cover exactly the image, missing or unreadable image files) and raises
 `ValueError` / `FileNotFoundError` naming the file, the record and what was expected.
 
@@ -39,6 +41,7 @@ import json
 import math
 import os
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -154,20 +157,26 @@ def read_image_size(path: Path, record: str, *, decode: bool = False) -> tuple[i
 
 
 def read_coco_keypoints(
-    annotation_file: str | Path,
+    annotation_file: str | Path | Mapping[str, Any],
     image_dir: str | Path,
-    skeleton: str | Skeleton = "coco",
+    skeleton: str | Path | Skeleton | None = None,
     *,
+    category: str | None = None,
+    source: str | None = None,
     decode_images: bool = False,
     show_progress: bool = True,
     allow_outside_image_dir: bool = False,
 ) -> list[dict[str, Any]]:
-    """Validate a COCO-format person keypoint file and return one row per image, by image id.
+    """Validate a COCO-format keypoint file and return one row per image, by image id.
 
     Args:
-        annotation_file: COCO-format json (`images`, `annotations`, optional `categories`).
+        annotation_file: COCO-format json (`images`, `annotations`, optional `categories`), or its contents.
         image_dir: folder the images' `file_name`s are relative to.
-        skeleton: skeleton name or object; every keypoint list must hold 3 * K numbers.
+        skeleton: skeleton, registered name or skeleton file; every keypoint list must hold 3 * K numbers and a
+            category that names its keypoints must name the skeleton's. None: the category's (`coco_skeleton`).
+        category: keep only this category's annotations (by `name`), and the images that have any; None: every
+            category, which must then share one keypoint layout.
+        source: how errors name in-memory contents (default: the file's path).
         decode_images: fully decode every image to catch truncated files (slow on COCO);
             by default each image's header is read and its size checked against the json.
         show_progress: show a tqdm bar while the image files are checked.
@@ -178,10 +187,13 @@ def read_coco_keypoints(
     Returns:
         Rows in the schema of `pose_features`, `image` holding the absolute image path.
     """
-    skeleton = resolve_skeleton(skeleton)
-    file = Path(annotation_file)
-    data = _load_json(file)
-    _check_categories(data, file, skeleton)
+    if isinstance(annotation_file, Mapping):
+        file, data = Path(source or "annotations"), _check_layout(dict(annotation_file), Path(source or "annotations"))
+    else:
+        file = Path(annotation_file)
+        data = load_coco_json(file)
+    skeleton = coco_skeleton(data, file, skeleton, category)
+    data = _only_category(data, file, category)
     images = _parse_images(data["images"], file)
     annotations = _parse_annotations(data["annotations"], file, images, skeleton)
     image_dir = Path(image_dir).resolve()
@@ -194,14 +206,19 @@ def read_coco_keypoints(
     return rows
 
 
-def _load_json(file: Path) -> dict[str, Any]:
-    """Load the annotation file and check its top-level layout."""
+def load_coco_json(file: str | Path) -> dict[str, Any]:
+    """Load a COCO-format annotation file and check its top-level layout."""
+    file = Path(file)
     if not file.is_file():
         raise FileNotFoundError(f"Annotation file {file} does not exist.")
     try:
         data = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{file}: not valid JSON ({error}).") from error
+    return _check_layout(data, file)
+
+
+def _check_layout(data: Any, file: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ValueError(
             f"{file}: expected a JSON object at the top level, got {type(data).__name__}."
@@ -238,16 +255,73 @@ def _record_name(file: Path, section: str, index: int, record: Any) -> str:
     return f"{file}: {_SINGULAR[section]} id {record_id}"
 
 
-def _check_categories(data: dict[str, Any], file: Path, skeleton: Skeleton) -> None:
-    """Categories that name their keypoints must name exactly K of them."""
-    for index, category in enumerate(_field(data, "categories", "list", f"{file}: top level", [])):
-        where = _record_name(file, "categories", index, category)
-        names = _field(category, "keypoints", "list", where, None)
-        if names is not None and len(names) != skeleton.num_keypoints:
-            raise ValueError(
-                f"{where}: lists {len(names)} keypoint names, expected {skeleton.num_keypoints} "
-                f"for the {skeleton.name!r} skeleton."
-            )
+def coco_skeleton(
+    data: dict[str, Any], file: Path, skeleton: str | Path | Skeleton | None = None, category: str | None = None
+) -> Skeleton:
+    """The skeleton of a COCO-format file's keypoints, checked against the categories that name them.
+
+    `category` picks one category by name; otherwise every category that names keypoints must name the same
+    ones (AP-10K's 54 species share one layout). A given `skeleton` must have exactly those names, in order;
+    None takes the skeleton of the (first such) category (`Skeleton.from_coco_category`).
+    """
+    named = _keypoint_categories(data, file, category)
+    if skeleton is not None:
+        skeleton = resolve_skeleton(skeleton)
+        for where, record in named:
+            if list(record["keypoints"]) != list(skeleton.keypoint_names):
+                raise ValueError(
+                    f"{where}: names the keypoints {record['keypoints']}, but the {skeleton.name!r} skeleton has "
+                    f"{list(skeleton.keypoint_names)}; pass the skeleton that matches the file (or none, to take "
+                    "the category's)."
+                )
+        return skeleton
+    if not named:
+        records = [_record_name(file, "categories", index, record).removeprefix(f"{file}: ")
+                   for index, record in enumerate(data.get("categories", []))]
+        raise ValueError(
+            f"{file}: no category names its keypoints (categories: {records or 'none'}); pass a skeleton (a name "
+            "or a skeleton file)."
+        )
+    layouts = {tuple(record["keypoints"]) for _, record in named}
+    if len(layouts) > 1:
+        names = [record.get("name") for _, record in named]
+        raise ValueError(
+            f"{file}: its categories {names} name {len(layouts)} different keypoint layouts; pick one with "
+            "category=NAME (--category)."
+        )
+    where, record = named[0]
+    return Skeleton.from_coco_category(record, where)
+
+
+def _keypoint_categories(
+    data: dict[str, Any], file: Path, category: str | None
+) -> list[tuple[str, dict[str, Any]]]:
+    """(record name, category) of the categories that name keypoints: all of them, or the one called `category`."""
+    categories = []
+    for index, record in enumerate(_field(data, "categories", "list", f"{file}: top level", [])):
+        where = _record_name(file, "categories", index, record)
+        names = _field(record, "keypoints", "list", where, None)
+        if category is None and names is not None or category is not None and record.get("name") == category:
+            categories.append((where, record))
+    if category is not None and not categories:
+        known = [record.get("name") for record in data.get("categories", []) if isinstance(record, dict)]
+        raise ValueError(f"{file}: no category is called {category!r}; its categories: {known}.")
+    if category is not None and not isinstance(categories[0][1].get("keypoints"), list):
+        raise ValueError(f"{categories[0][0]}: category {category!r} names no keypoints.")
+    return categories
+
+
+def _only_category(data: dict[str, Any], file: Path, category: str | None) -> dict[str, Any]:
+    """`data` with only the annotations of `category` and the images that have any (all of it for None)."""
+    if category is None:
+        return data
+    ids = {record.get("id") for _, record in _keypoint_categories(data, file, category)}
+    annotations = [ann for ann in data["annotations"] if isinstance(ann, dict) and ann.get("category_id") in ids]
+    kept_images = {ann.get("image_id") for ann in annotations}
+    images = [image for image in data["images"] if isinstance(image, dict) and image.get("id") in kept_images]
+    if not images:
+        raise ValueError(f"{file}: no image has an annotation of category {category!r}.")
+    return {**data, "images": images, "annotations": annotations}
 
 
 def _parse_images(records: list[Any], file: Path) -> dict[int, dict[str, Any]]:

@@ -39,7 +39,7 @@ import json
 import math
 import shutil
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -55,8 +55,10 @@ from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCardData
 from tqdm.auto import tqdm
 
-from ..skeletons import get_skeleton
+from ..skeletons import Skeleton, resolve_skeleton
 from .coco_format import (
+    coco_skeleton,
+    load_coco_json,
     pose_features,
     read_coco_keypoints,
     read_image_size,
@@ -74,6 +76,7 @@ ROWS_PER_ROW_GROUP = 100
 _VALIDATION_FILE = "data/validation.parquet"
 _NO_PERSON_FILE = "data/unlabeled/no_labeled_person.parquet"
 _EXTRA_FILE = "data/unlabeled/extra.parquet"
+_SOURCE_LABELS = {"train_annotations": "Training annotations", "val_annotations": "Validation annotations"}
 
 
 @dataclass
@@ -90,13 +93,15 @@ class _FolderPlan:
 
 
 def prepare_dataset_folder(
-    train_annotations: str | Path,
+    train_annotations: str | Path | Mapping[str, Any],
     train_images: str | Path,
-    val_annotations: str | Path,
+    val_annotations: str | Path | Mapping[str, Any],
     val_images: str | Path,
     output_dir: str | Path,
     *,
-    skeleton: str = "coco",
+    skeleton: str | Path | Skeleton | None = None,
+    category: str | None = None,
+    sources: Mapping[str, str] | None = None,
     seed: int = 0,
     ratios: Sequence[float] = (1, 5, 10),
     embed_images: bool = False,
@@ -113,11 +118,16 @@ def prepare_dataset_folder(
     temporary sibling name and renamed at the end, so a failure leaves no partial folder.
 
     Args:
-        train_annotations, train_images: COCO-format json and the folder of its images.
+        train_annotations, train_images: COCO-format json (or its contents) and the folder of its images.
         val_annotations, val_images: the same for the validation split.
         output_dir: folder to create; an existing one is replaced only with `overwrite=True`
             (and only if it is empty or a dataset folder written by this function).
-        skeleton: `"coco"` or `"crowdpose"`; fixes K, the keypoints per person.
+        skeleton: a `Skeleton`, registered name (`"coco"`, `"crowdpose"`) or skeleton file; the categories that
+            name keypoints must name its. None: the annotation files' category's (`coco_skeleton`). The folder's
+            metadata holds it whole.
+        category: keep only this category of the files (`read_coco_keypoints`); None: all of them.
+        sources: what the annotations were made from, recorded in the metadata and card: at least
+            `train_annotations` and `val_annotations` (default: the annotation files' paths).
         seed: seed of the shuffle that draws the labeled subsets.
         ratios: labeled percentages, one config `ratio_{r}` each, 0 < r <= 100.
         embed_images: store image bytes in the parquet files (portable, `push_to_hub`-ready)
@@ -137,20 +147,22 @@ def prepare_dataset_folder(
         The absolute path of the written folder.
     """
     output_dir = Path(output_dir).resolve()
-    skeleton_info = get_skeleton(skeleton)
     ratios = _check_ratios(ratios)
     _check_output_dir(output_dir, overwrite)
-    read = dict(skeleton=skeleton_info, decode_images=decode_images, show_progress=show_progress,
-                allow_outside_image_dir=allow_outside_image_dir)
-    train = read_coco_keypoints(train_annotations, train_images, **read)
-    validation = read_coco_keypoints(val_annotations, val_images, **read)
+    sources = dict(sources or {"train_annotations": _source_name(train_annotations, "training annotations"),
+                               "val_annotations": _source_name(val_annotations, "validation annotations")})
+    train_data, train_source = _annotations(train_annotations, sources["train_annotations"])
+    skeleton_info = coco_skeleton(train_data, Path(train_source), skeleton, category)
+    read = dict(skeleton=skeleton_info, category=category, decode_images=decode_images,
+                show_progress=show_progress, allow_outside_image_dir=allow_outside_image_dir)
+    train = read_coco_keypoints(train_data, train_images, source=train_source, **read)
+    val_data, val_source = _annotations(val_annotations, sources["val_annotations"])
+    validation = read_coco_keypoints(val_data, val_images, source=val_source, **read)
     first_extra_id = 1 + max(row["image_id"] for row in train + validation)
     extra = _extra_unlabeled_rows(extra_unlabeled_dirs, first_extra_id, show_progress)
     plan = _plan_folder(train, validation, extra, ratios, seed)
-    metadata = _metadata(plan, skeleton_info.name, seed, ratios, embed_images, {
-        "train_annotations": str(Path(train_annotations).resolve()),
-        "val_annotations": str(Path(val_annotations).resolve()),
-        "extra_unlabeled_dirs": [str(Path(d).resolve()) for d in extra_unlabeled_dirs],
+    metadata = _metadata(plan, skeleton_info, seed, ratios, embed_images, {
+        **sources, "extra_unlabeled_dirs": [str(Path(d).resolve()) for d in extra_unlabeled_dirs],
     })
     with _atomic_folder(output_dir, overwrite) as folder:
         _write_files(folder, plan.files, pose_features(skeleton_info.num_keypoints),
@@ -158,6 +170,22 @@ def prepare_dataset_folder(
         (folder / "README.md").write_text(_readme(plan, metadata, output_dir.name, license))
         (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
     return output_dir
+
+
+def _source_name(annotations: str | Path | Mapping[str, Any], role: str) -> str:
+    return role if isinstance(annotations, Mapping) else str(Path(annotations).resolve())
+
+
+def _annotations(annotations: str | Path | Mapping[str, Any], source: str) -> tuple[Mapping[str, Any], str]:
+    """The COCO-format contents and how errors name them (the path as given, or `source`)."""
+    if isinstance(annotations, Mapping):
+        return annotations, source
+    return load_coco_json(annotations), str(annotations)
+
+
+def read_dataset_skeleton(folder: str | Path) -> Skeleton:
+    """The skeleton a dataset folder is labeled with (its metadata holds it whole; older folders, by name)."""
+    return resolve_skeleton(read_dataset_metadata(folder)["skeleton"])
 
 
 def read_dataset_metadata(folder: str | Path) -> dict[str, Any]:
@@ -204,7 +232,7 @@ def load_pose_dataset(
     if split not in SPLITS:
         raise ValueError(f"{folder}: unknown split {split!r}; expected one of {list(SPLITS)}.")
     if configs[config][split] == 0:
-        features = pose_features(get_skeleton(metadata["skeleton"]).num_keypoints)
+        features = pose_features(resolve_skeleton(metadata["skeleton"]).num_keypoints)
         empty = Dataset.from_dict({name: [] for name in features}, features=features)
         return empty.to_iterable_dataset() if load_kwargs.get("streaming") else empty
     cache = str(cache_dir) if cache_dir is not None else str(_folder_cache_dir(Path(folder)))
@@ -293,12 +321,12 @@ def dataset_folder_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _metadata(
-    plan: _FolderPlan, skeleton: str, seed: int, ratios: tuple[float, ...], embedded: bool,
+    plan: _FolderPlan, skeleton: Skeleton, seed: int, ratios: tuple[float, ...], embedded: bool,
     sources: dict[str, Any],
 ) -> dict[str, Any]:
     """Contents of `semipose_dataset.json`: how the folder was made and what each split holds."""
     return {
-        "skeleton": skeleton, "seed": seed, "ratios": list(ratios), "embedded": embedded,
+        "skeleton": skeleton.to_dict(), "seed": seed, "ratios": list(ratios), "embedded": embedded,
         "num_eligible_train_images": plan.num_eligible,
         "configs": {
             config: {split: plan.count(config, split) for split in SPLITS}
@@ -476,7 +504,7 @@ def _readme(plan: _FolderPlan, metadata: dict[str, Any], name: str, license: str
     ]
     header = DatasetCardData(license=license or "unknown", task_categories=[TASK_CATEGORY], pretty_name=name,
                              configs=configs)
-    features = pose_features(get_skeleton(metadata["skeleton"]).num_keypoints)
+    features = pose_features(len(metadata["skeleton"]["keypoints"]))
     infos = DatasetInfosDict({config: DatasetInfo(config_name=config, features=features) for config in plan.configs})
     infos.to_dataset_card_data(header)
     return f"---\n{header.to_yaml()}\n---\n\n{_card(metadata, name)}"
@@ -494,12 +522,13 @@ def _card(metadata: dict[str, Any], name: str) -> str:
     lines = [
         f"# {name}",
         "",
-        f"Multi-person keypoints ({metadata['skeleton']} skeleton) with labeled/unlabeled "
+        f"Multi-instance keypoints (the {metadata['skeleton']['name']} skeleton: "
+        f"{', '.join(metadata['skeleton']['keypoints'])}) with labeled/unlabeled "
         "configs for semi-supervised training, written by "
         "`semipose.data.dataset_folder.prepare_dataset_folder`.",
         "",
-        f"- Training annotations: `{Path(sources['train_annotations']).name}`",
-        f"- Validation annotations: `{Path(sources['val_annotations']).name}`",
+        *(f"- {_SOURCE_LABELS.get(key, key.replace('_', ' ').capitalize())}: `{Path(value).name}`"
+          for key, value in sources.items() if key != "extra_unlabeled_dirs"),
         f"- Extra unlabeled image folders: {extra}",
         f"- Images: {images}.",
         f"- Labeled subsets: seed {metadata['seed']}; `numpy.random.default_rng(seed).permutation` "

@@ -56,6 +56,8 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -72,6 +74,8 @@ from ..modeling.input_geometry import placed_extent, render_input, warp_by_matri
 from ..skeletons import Skeleton, resolve_skeleton
 from .pixel_augmentation import augment_pixels
 from .unreadable import decode_row_image
+
+logger = logging.getLogger(__name__)
 
 Batch = dict[str, list[Any]]
 
@@ -360,7 +364,8 @@ class LabeledTransform(_ViewTransform):
     Args:
         input_size: S, side of the square model input.
         augmentation: view strengths; defaults to `AugmentationConfig()` (HigherHRNet's recipe).
-        skeleton: skeleton (or its name) whose `flip_index` swaps left/right after a flip.
+        skeleton: skeleton (or its name) whose `flip_index` swaps left/right after a flip; a skeleton that is never
+            mirrored (`flip_index` None) gets no flips, whatever `augmentation.flip_probability` says (logged).
         image_mean, image_std: per-channel normalization (ImageNet by default).
         generator: randomness; None (the default) uses torch's global RNG, per DataLoader worker.
 
@@ -390,8 +395,11 @@ class LabeledTransform(_ViewTransform):
         generator: torch.Generator | None = None,
     ) -> None:
         augmentation = augmentation or AugmentationConfig()
-        super().__init__(input_size, augmentation, image_mean, image_std, generator)
         self.skeleton = resolve_skeleton(skeleton)
+        if not self.skeleton.can_flip and augmentation.flip_probability > 0:
+            logger.info("No flip augmentation: the %r skeleton is never mirrored.", self.skeleton.name)
+            augmentation = dataclasses.replace(augmentation, flip_probability=0.0)
+        super().__init__(input_size, augmentation, image_mean, image_std, generator)
 
     def transform_row(self, row: dict[str, Any]) -> dict[str, Any]:
         """One row -> `pixel_values`, `keypoints`, `ignore_mask`, `image_id` (see the class)."""

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ..skeletons import Skeleton, resolve_skeleton, skeleton_for_num_keypoints
+from ..skeletons import Skeleton, resolve_skeleton
 
 PERSON_CATEGORY_ID = 1
 ROW_COLUMNS = (
@@ -46,15 +46,6 @@ ROW_COLUMNS = (
 _IMAGE_KEYS = ("id", "file_name", "width", "height", "crowdIndex")
 
 
-def person_category(skeleton: Skeleton) -> dict[str, Any]:
-    """The COCO `categories` entry of a person with the skeleton's keypoints (limbs 1-based)."""
-    return {
-        "id": PERSON_CATEGORY_ID, "name": "person", "supercategory": "person",
-        "keypoints": list(skeleton.keypoint_names),
-        "skeleton": [[a + 1, b + 1] for a, b in skeleton.limbs],
-    }
-
-
 def load_coco_ground_truth(
     ground_truth: Mapping[str, Any] | str | Path, skeleton: Skeleton | str | None = None
 ) -> tuple[dict[str, Any], Skeleton]:
@@ -63,7 +54,7 @@ def load_coco_ground_truth(
     Args:
         ground_truth: dict with `images`, `annotations` and one `categories` entry, or the path
             of such a json file.
-        skeleton: the keypoint layout; None infers it from the category's keypoint count.
+        skeleton: the keypoint layout; None: the category's (`Skeleton.from_coco_category`).
 
     Returns:
         The normalized ground truth (annotation ids renumbered 1..N) and the skeleton.
@@ -82,13 +73,13 @@ def load_coco_ground_truth(
             f"{source}: expected exactly one (person) category, got {len(categories)}."
         )
     if skeleton is None:
-        skeleton = skeleton_for_num_keypoints(len(categories[0]["keypoints"]))
+        skeleton = Skeleton.from_coco_category(categories[0], f"{source}: categories[0]")
     skeleton = resolve_skeleton(skeleton)
     images = [
         {key: image[key] for key in _IMAGE_KEYS if key in image} for image in ground_truth["images"]
     ]
     annotations = [_annotation(ann, skeleton, source) for ann in ground_truth["annotations"]]
-    category = {**person_category(skeleton), "id": categories[0]["id"]}
+    category = skeleton.coco_category(categories[0]["id"])
     return _assemble(images, annotations, category), skeleton
 
 
@@ -136,7 +127,7 @@ def ground_truth_from_rows(
     for row in rows:
         images.append(_row_image(row))
         annotations += _row_people(row, skeleton) + _row_ignore_regions(row, skeleton)
-    return _assemble(images, annotations, person_category(skeleton))
+    return _assemble(images, annotations, skeleton.coco_category(PERSON_CATEGORY_ID))
 
 
 def _row_image(row: Mapping[str, Any]) -> dict[str, Any]:

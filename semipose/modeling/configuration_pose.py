@@ -1,15 +1,17 @@
 """Fields shared by both pose model families: backbone, neck, skeleton facts, heatmap loss and decoding.
 
 The family configs (`AssociativeEmbeddingConfig`, `CenterOffsetConfig`) subclass `PoseConfig` and add
-their own loss weights and decoding thresholds. The skeleton facts (`num_keypoints`, `flip_index`,
-`sigmas`, `grouping_order`) are stored in the config itself, so a saved checkpoint loads with
-`trust_remote_code=True` where semipose is not installed; when they are not given they are read from
-`semipose.skeletons` by `skeleton` name.
+their own loss weights and decoding thresholds. Every skeleton fact (`keypoint_names`, `flip_index`,
+`sigmas`, `limbs`, `grouping_order`, ...; `semipose.skeletons.Skeleton.config_fields` writes them) is stored in
+the config itself, so a saved checkpoint carries its skeleton and loads with `trust_remote_code=True` where
+semipose is not installed. For the registered names (`coco`, `crowdpose`) facts left out are read from
+`semipose.skeletons`: that is how checkpoints saved with a skeleton name alone keep loading.
 """
 
 from transformers import PreTrainedConfig
 
 SKELETON_LIST_FIELDS = ("flip_index", "sigmas", "grouping_order")
+"""Per-keypoint lists of K entries; `flip_index` may be None: a skeleton that is never mirrored."""
 OUTPUT_STRIDES = (2, 4)
 
 
@@ -37,15 +39,23 @@ class PoseConfig(PreTrainedConfig):
         output_stride (`int`, *optional*, defaults to 4):
             stride of the predicted maps relative to the input: 4, or 2 (HigherHRNet-style).
         skeleton (`str`, *optional*, defaults to `"coco"`):
-            skeleton name (`"coco"`, `"crowdpose"` or a custom name with the facts below given).
+            skeleton name (`"coco"`, `"crowdpose"` or a custom name with the facts below given; build them
+            with `**Skeleton.config_fields()`).
         num_keypoints (`int`, *optional*):
             K; default: the skeleton's. A value that disagrees with a registered skeleton raises.
+        keypoint_names (`list[str]`, *optional*):
+            K keypoint names.
         flip_index (`list[int]`, *optional*):
-            K indices: channel k of a horizontally flipped image is channel `flip_index[k]`.
+            K indices: channel k of a horizontally flipped image is channel `flip_index[k]`. None for a custom
+            skeleton: it is never mirrored (no flip test).
         sigmas (`list[float]`, *optional*):
             K OKS sigmas.
+        limbs (`list[list[int]]`, *optional*):
+            pairs of keypoint indices drawn as bones.
         grouping_order (`list[int]`, *optional*):
             K indices: order in which bottom-up decoding attaches keypoints to people.
+        oks_area_from_bbox (`bool`, *optional*):
+            the OKS scale comes from the box (CrowdPose's rule); default: the skeleton's, else False.
         heatmap_sigma (`float`, *optional*, defaults to 2.0):
             standard deviation, in heatmap pixels, of the Gaussian targets.
         heatmap_loss_weight (`float`, *optional*, defaults to 1.0):
@@ -71,9 +81,12 @@ class PoseConfig(PreTrainedConfig):
     output_stride: int = 4
     skeleton: str = "coco"
     num_keypoints: int | None = None
+    keypoint_names: list[str] | None = None
     flip_index: list[int] | None = None
     sigmas: list[float] | None = None
+    limbs: list[list[int]] | None = None
     grouping_order: list[int] | None = None
+    oks_area_from_bbox: bool | None = None
     heatmap_sigma: float = 2.0
     heatmap_loss_weight: float = 1.0
     max_people: int = 30
@@ -93,11 +106,12 @@ class PoseConfig(PreTrainedConfig):
         """Take the skeleton facts left unset from `semipose.skeletons` (when semipose is installed)."""
         known = _registered_skeleton(self.skeleton)
         if known is None or self.num_keypoints not in (None, known.num_keypoints):
+            if self.oks_area_from_bbox is None:
+                self.oks_area_from_bbox = False
             return
-        self.num_keypoints = known.num_keypoints
-        for name in SKELETON_LIST_FIELDS:
+        for name, value in known.config_fields().items():
             if getattr(self, name) is None:
-                setattr(self, name, list(getattr(known, name)))
+                setattr(self, name, value)
 
     def check_skeleton_facts(self) -> None:
         """Raise ValueError unless `num_keypoints`, the per-keypoint lists and the named skeleton agree."""
@@ -107,13 +121,16 @@ class PoseConfig(PreTrainedConfig):
                 f"Skeleton {self.skeleton!r} has {known.num_keypoints} keypoints, "
                 f"got num_keypoints={self.num_keypoints}."
             )
-        missing = [name for name in ("num_keypoints", *SKELETON_LIST_FIELDS) if getattr(self, name) is None]
+        missing = [name for name in ("num_keypoints", "sigmas", "grouping_order") if getattr(self, name) is None]
         if missing:
             raise ValueError(
-                f"Skeleton {self.skeleton!r} is not registered in semipose.skeletons: pass {missing} explicitly."
+                f"Skeleton {self.skeleton!r} is not registered in semipose.skeletons: pass {missing} explicitly "
+                "(`**Skeleton.config_fields()` gives every fact)."
             )
-        for name in SKELETON_LIST_FIELDS:
-            if len(getattr(self, name)) != self.num_keypoints:
+        if self.flip_index is None and self.flip_test:
+            raise ValueError(f"Skeleton {self.skeleton!r} is never mirrored (no flip_index): flip_test must be off.")
+        for name in (*SKELETON_LIST_FIELDS, "keypoint_names"):
+            if getattr(self, name) is not None and len(getattr(self, name)) != self.num_keypoints:
                 raise ValueError(
                     f"{name} must have num_keypoints={self.num_keypoints} entries, got {len(getattr(self, name))}."
                 )

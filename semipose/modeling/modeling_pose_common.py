@@ -126,6 +126,8 @@ class PosePreTrainedModel(PreTrainedModel):
         """
         self._check_pixel_values(pixel_values)
         maps = self.predict_maps(pixel_values)
+        if flip_test and self.config.flip_index is None:
+            raise ValueError(f"flip_test: the {self.config.skeleton!r} skeleton is never mirrored (no flip_index).")
         if flip_test:
             maps = self.merge_flipped(maps, self.unflip(self.predict_maps(pixel_values.flip(-1))))
         losses = {}

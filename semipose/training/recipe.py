@@ -20,6 +20,7 @@ trainer.train()
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -31,16 +32,18 @@ from torch.utils.data import Dataset
 from transformers import HfArgumentParser, PreTrainedConfig, PreTrainedModel, set_seed
 
 from ..data.collator import PoseDataCollator
-from ..data.dataset_folder import load_pose_dataset, read_dataset_metadata
+from ..data.dataset_folder import load_pose_dataset, read_dataset_skeleton
 from ..data.semi_supervised import SemiSupervisedCollator, SemiSupervisedDataset
 from ..data.synthetic import SyntheticConfig, prepare_synthetic_dataset, synthetic_dataset_dir
 from ..data.transforms import AugmentationConfig, LabeledTransform, UnlabeledTransform
 from ..data.unreadable import SkipUnreadable, check_images_readable, first_readable_images, lazy_images
 from ..modeling import MODEL_FAMILIES, PoseImageProcessor
-from ..skeletons import SKELETONS
+from ..skeletons import SKELETONS, Skeleton
 from .arguments import SemiPoseTrainingArguments
 from .data_health import DEFAULT_MAX_UNREADABLE_FRACTION
 from .trainer import SemiPoseTrainer
+
+logger = logging.getLogger(__name__)
 
 LABELED_AUGMENTATIONS = ("none", "light", "strong", "higherhrnet")
 LOGGED_UNLABELED_IMAGES = 8
@@ -144,7 +147,7 @@ class TrainingData:
 
     Attributes:
         folder: the dataset folder.
-        skeleton: its skeleton name ("coco" or "crowdpose").
+        skeleton: its skeleton (from the folder's metadata).
         train_dataset: the labeled stream (supervised mode) or the labeled + unlabeled pairs.
         data_collator: collates `train_dataset` items into a batch.
         validation: the validation rows, images undecoded (every one checked readable).
@@ -153,7 +156,7 @@ class TrainingData:
     """
 
     folder: Path
-    skeleton: str
+    skeleton: Skeleton
     train_dataset: Dataset
     data_collator: Callable
     validation: HFDataset
@@ -198,7 +201,7 @@ def build_training_data(
 ) -> TrainingData:
     """The training stream(s) with their transforms and collator, and the validation rows, checked readable."""
     folder = resolve_dataset_folder(data_args, training_args)
-    skeleton = read_dataset_metadata(folder)["skeleton"]
+    skeleton = read_dataset_skeleton(folder)
 
     def split(name: str) -> HFDataset:
         rows = load_pose_dataset(folder, data_args.dataset_config, name, cache_dir=data_args.datasets_cache_dir)
@@ -220,7 +223,7 @@ def build_training_data(
     return TrainingData(folder, skeleton, pairs, collator, validation, logged_unlabeled_images)
 
 
-def build_model(model_args: ModelArguments, skeleton: str, seed: int) -> PreTrainedModel:
+def build_model(model_args: ModelArguments, skeleton: Skeleton, seed: int) -> PreTrainedModel:
     """A new network of `model_args.model_family` for `skeleton`, initialized from `seed`.
 
     Seeds every RNG first: the Trainer seeds too, but only in its constructor, after the network exists.
@@ -234,9 +237,11 @@ def build_model(model_args: ModelArguments, skeleton: str, seed: int) -> PreTrai
         neck_channels=model_args.neck_channels,
         output_stride=model_args.output_stride,
         heatmap_sigma=model_args.heatmap_sigma,
-        flip_test=bool(model_args.flip_test),
-        skeleton=skeleton,
+        flip_test=bool(model_args.flip_test) and skeleton.can_flip,
+        **skeleton.config_fields(),
     )
+    if model_args.flip_test and not skeleton.can_flip:
+        logger.warning("Flip test off: the %r skeleton is never mirrored (see its flip_pairs).", skeleton.name)
     if model_args.config_overrides:
         try:
             config.update_from_string(model_args.config_overrides)

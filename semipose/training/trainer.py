@@ -55,7 +55,7 @@ from ..evaluation.pseudo_label_quality import pseudo_label_quality
 from ..evaluation.trainer_metrics import add_pose_estimates, people_from_pose_estimates, prefixed_metrics
 from ..modeling import check_decoding_settings, select_images
 from ..modeling.pipeline_pose_estimation import estimate_people
-from ..skeletons import get_skeleton
+from ..skeletons import Skeleton, resolve_skeleton
 from .arguments import SemiPoseTrainingArguments
 from .checkpoints import (
     PREDICTIONS_FILE,
@@ -96,22 +96,24 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
         eval_dataset: validation rows (dataset-folder schema, with images); evaluated with
             `processing_class` (a `PoseImageProcessor` whose decoding settings match the model's config, see
             `check_decoding_settings`) and COCO or CrowdPose OKS AP.
-        skeleton: skeleton name of the dataset ("coco" or "crowdpose"); defaults to the model's.
+        skeleton: the dataset's skeleton (or a registered name); defaults to the model's. Its keypoints must be
+            the model's, in the same order.
         max_unreadable_fraction: stop once more training images than this fraction are unreadable
             (see `semipose.training.data_health`).
         Other arguments as for `transformers.Trainer`.
     """
 
-    def __init__(self, *args, skeleton: str | None = None, **kwargs):
+    def __init__(self, *args, skeleton: Skeleton | str | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         if not isinstance(self.args, SemiPoseTrainingArguments):
             raise ValueError(f"SemiPoseTrainer needs SemiPoseTrainingArguments, got {type(self.args).__name__}.")
-        self.skeleton = skeleton or self.model.config.skeleton
-        expected = get_skeleton(self.skeleton).num_keypoints
-        if self.model.config.num_keypoints != expected:
+        model_skeleton = Skeleton.from_config(self.model.config)
+        self.skeleton = model_skeleton if skeleton is None else resolve_skeleton(skeleton)
+        if self.skeleton.keypoint_names != model_skeleton.keypoint_names:
             raise ValueError(
-                f"The model predicts {self.model.config.num_keypoints} keypoints but the dataset's skeleton "
-                f"{self.skeleton!r} has {expected}: build the model with skeleton={self.skeleton!r}."
+                f"The model predicts the {model_skeleton.name!r} skeleton's keypoints "
+                f"{list(model_skeleton.keypoint_names)} but the dataset's skeleton {self.skeleton.name!r} has "
+                f"{list(self.skeleton.keypoint_names)}: build the model with **skeleton.config_fields()."
             )
         if self.processing_class is not None:
             check_decoding_settings(self.processing_class, self.model.config)

@@ -24,7 +24,9 @@ from semipose.data.dataset_folder import (
     load_pose_dataset,
     prepare_dataset_folder,
     read_dataset_metadata,
+    read_dataset_skeleton,
 )
+from semipose.skeletons import get_skeleton
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIGS = ("ratio_1", "ratio_5", "ratio_10", "full")
@@ -134,7 +136,8 @@ def _write_generated_coco(folder: Path, num_images: int = 200) -> Path:
             annotations.append({"id": index, "image_id": image_id, "iscrowd": 0,
                                 "bbox": [1, 1, 5, 5], "keypoints": keypoints})
     annotation_file = folder / "generated.json"
-    annotation_file.write_text(json.dumps({"images": images, "annotations": annotations}))
+    categories = [get_skeleton("coco").coco_category()]
+    annotation_file.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
     return annotation_file
 
 
@@ -312,7 +315,7 @@ def test_prepare_coco_cli(coco_fixture_dir, tmp_path):
         "--coco-root", str(root), "--output", str(tmp_path / "out"), "--ratios", "1", "50",
         "--no-progress"])
     metadata = read_dataset_metadata(folder)
-    assert (metadata["skeleton"], metadata["ratios"]) == ("coco", [1, 50])
+    assert (metadata["skeleton"]["name"], metadata["ratios"]) == ("coco", [1, 50])
     assert DatasetCard.load(folder / "README.md").data.license == "cc-by-4.0"  # the COCO annotations' license
     assert {config: counts["labeled"] for config, counts in metadata["configs"].items()} == \
         {"ratio_1": 1, "ratio_50": 2, "full": 4}
@@ -347,7 +350,7 @@ def _write_crowdpose_root(root: Path) -> None:
     annotations.append({"id": 9, "image_id": 101, "iscrowd": 0, "num_keypoints": 0,
                         "bbox": [0, 0, 4, 3], "keypoints": [0] * 42, "category_id": 1})
     data = {"images": images, "annotations": annotations,
-            "categories": [{"id": 1, "name": "person", "keypoints": [str(k) for k in range(14)]}]}
+            "categories": [get_skeleton("crowdpose").coco_category()]}
     (root / "json").mkdir()
     for name in ("trainval", "test"):
         (root / "json" / f"crowdpose_{name}.json").write_text(json.dumps(data))
@@ -358,7 +361,7 @@ def test_prepare_crowdpose_cli_keeps_crowd_index(tmp_path):
     _write_crowdpose_root(root)
     folder = _script("prepare_crowdpose").main([
         "--crowdpose-root", str(root), "--output", str(tmp_path / "out"), "--no-progress"])
-    assert read_dataset_metadata(folder)["skeleton"] == "crowdpose"
+    assert read_dataset_skeleton(folder) == get_skeleton("crowdpose")
     assert DatasetCard.load(folder / "README.md").data.license == "unknown"  # no --license given
     dataset = load_pose_dataset(folder, "full", "validation", cache_dir=tmp_path / "cache")
     assert dataset.features == pose_features(14)

@@ -287,7 +287,7 @@ def test_contact_sheet_and_cli(tmp_path):
         ])
     assert folder == tmp_path / "out"
     metadata = json.loads((folder / "semipose_dataset.json").read_text())
-    assert (metadata["skeleton"], metadata["configs"]["full"]["labeled"]) == ("crowdpose", 10)
+    assert (metadata["skeleton"]["name"], metadata["configs"]["full"]["labeled"]) == ("crowdpose", 10)
     assert (tmp_path / "sheet.png").is_file()
     record = json.loads((tmp_path / "out-source" / "synthetic_config.json").read_text())
     assert record["key"]["config"]["people"] == [2, 3]

@@ -20,7 +20,6 @@ import numpy as np
 import pytest
 
 from semipose.evaluation import CROWDPOSE_STAT_NAMES, KeypointEvaluator
-from semipose.evaluation.ground_truth import person_category
 from semipose.evaluation.protocols import crowd_index_bins, score_crowdpose
 from semipose.skeletons import get_skeleton
 
@@ -98,7 +97,7 @@ def crowdpose_case(seed: int, crowd_indices: tuple[float, ...]) -> tuple[dict, l
             points, _ = _person(rng)
             results.append(_detection(rng, image_id, points, 1.0, max_score=0.6))
     _add_special_cases(rng, annotations, results, len(images))
-    categories = [person_category(CROWDPOSE)]
+    categories = [CROWDPOSE.coco_category()]
     ground_truth = {"images": images, "annotations": annotations, "categories": categories}
     for index, annotation in enumerate(annotations, start=1):
         annotation["id"] = index
@@ -227,7 +226,7 @@ def test_crowdpose_scale_is_the_box_not_the_area():
     for area in (1.0, 1e9):
         ground_truth = {"images": [{"id": 1, "crowdIndex": 0.5}],
                         "annotations": [{**annotation, "id": 1, "area": area}],
-                        "categories": [person_category(CROWDPOSE)]}
+                        "categories": [CROWDPOSE.coco_category()]}
         stats = score_crowdpose(ground_truth, [prediction], CROWDPOSE.sigmas)
         assert stats["AR"] == pytest.approx(expected_ar, abs=1e-12)
 

@@ -38,7 +38,9 @@ def test_custom_skeleton_with_explicit_facts():
     ("kwargs", "message"),
     [
         ({"skeleton": "coco", "num_keypoints": 14}, "Skeleton 'coco' has 17 keypoints, got num_keypoints=14"),
-        ({"skeleton": "hand"}, r"'hand' is not registered.*pass \['num_keypoints', 'flip_index'"),
+        ({"skeleton": "hand"}, r"'hand' is not registered.*pass \['num_keypoints', 'sigmas', 'grouping_order'\]"),
+        ({"skeleton": "hand", "num_keypoints": 2, "sigmas": [0.1, 0.1], "grouping_order": [0, 1], "flip_test": True},
+         "'hand' is never mirrored \\(no flip_index\\): flip_test must be off"),
         (
             {"skeleton": "hand", "num_keypoints": 2, "flip_index": [1, 0], "sigmas": [0.1], "grouping_order": [0, 1]},
             "sigmas must have num_keypoints=2 entries, got 1",

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from semipose.modeling import MODEL_FAMILIES
+from semipose.skeletons import get_skeleton
 from semipose.training import SemiPoseTrainingArguments
 from semipose.training.recipe import parse_arguments
 
@@ -94,4 +95,5 @@ def test_main_job_flip_test_is_on_for_real_photos_and_off_for_synthetic_data(tmp
     assert parse_arguments(real)[0].flip_test is True
     assert parse_arguments([*real, "--flip_test", "false"])[0].flip_test is False
     model_args = parse_arguments(["--output_dir", str(tmp_path), "--backbone", "regnetx_002"])[0]
-    assert model_args.flip_test is False and build_model(model_args, "coco", seed=0).config.flip_test is False
+    assert model_args.flip_test is False
+    assert build_model(model_args, get_skeleton("coco"), seed=0).config.flip_test is False

@@ -20,12 +20,7 @@ IMAGE_ID_STRIDE = 100_000_000
 
 def coco_categories(skeleton_name: str) -> list[dict[str, Any]]:
     """The single `person` category with the skeleton's keypoint names and 1-based limbs."""
-    skeleton = get_skeleton(skeleton_name)
-    return [{
-        "id": 1, "name": "person", "supercategory": "person",
-        "keypoints": list(skeleton.keypoint_names),
-        "skeleton": [[a + 1, b + 1] for a, b in skeleton.limbs],
-    }]
+    return [get_skeleton(skeleton_name).coco_category()]
 
 
 def write_coco_split(
