@@ -216,6 +216,7 @@ def run_evaluate(args: argparse.Namespace) -> dict[str, Any]:
         source = {"predictions": str(args.predictions)}
     report = {
         "metrics": evaluator.compute(),
+        "pixel_error": evaluator.pixel_errors().to_dict(),
         "skeleton": skeleton.name, "dataset": str(args.dataset), "config": args.config,
         "split": args.split, **source,
         "num_images": len(evaluator.ground_truth["images"]),
@@ -285,14 +286,20 @@ def read_predictions(path: Path) -> list[dict[str, Any]]:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """A plain-text table of the metrics under a one-line summary of the run."""
+    """A plain-text table of the metrics under a one-line summary of the run, then (with `pixel_error`) the
+    pixel error and PCK per keypoint."""
     header = (
         f"{report['dataset']} {report['config']}/{report['split']} ({report['skeleton']}): "
         f"{report['num_images']} images, {report['num_predicted_people']} predicted people"
     )
     width = max(len(name) for name in report["metrics"])
-    lines = [f"{name:<{width}}  {value:7.4f}" for name, value in report["metrics"].items()]
-    return "\n".join([header, f"{'metric':<{width}}  {'value':>7}", *lines])
+    lines = [f"{name:<{width}}  {value:9.4f}" for name, value in report["metrics"].items()]
+    table = [header, f"{'metric':<{width}}  {'value':>9}", *lines]
+    if "pixel_error" in report:
+        from .evaluation.pixel_error import format_per_keypoint_table
+
+        table += ["", *format_per_keypoint_table(report["pixel_error"])]
+    return "\n".join(table)
 
 
 def _add_export_parser(subcommands: argparse._SubParsersAction) -> None:

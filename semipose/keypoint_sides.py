@@ -1,12 +1,12 @@
 """Left/right from keypoint names: which keypoints mirror each other, and which sided names cannot be paired.
 
 A name is split into words at separators (`_`, `-`, `.`, space), at case changes (`LeftEar` -> `Left`, `Ear`)
-and at digits. A side word is `left`, `right`, `l` or `r` as a whole word, or `left`/`right` at the start or
-end of a lower-case word (`leftear`, `earleft`). Swapping that one word for its opposite, in the same case,
-gives the mirror's name: `left_ear` <-> `right_ear`, `LeftEar` <-> `RightEar`, `leftear` <-> `rightear`,
-`ear_l` <-> `ear_r`. Letters inside a code (`paw1LH_top`: left hind) are never paired, but such a code word
-(two or three capitals starting or ending with L or R) does mark the name as sided, so that a skeleton of
-them is not mirrored blindly.
+and at digits. A side word is `left`, `right`, `l` or `r` as a whole word, or `left`/`right` at the start of a
+word glued to the rest (`leftear`, `Lefteye`, `LEFTEYE`); a word that merely ends in those letters (`upright`,
+`cleft`) is not one. Swapping the side word for its opposite, in the same case, gives the mirror's name:
+`left_ear` <-> `right_ear`, `LeftEar` <-> `RightEar`, `leftear` <-> `rightear`, `ear_l` <-> `ear_r`. Letters
+inside a code (`paw1LH_top`: left hind) are never paired, but such a code word (two or three capitals starting
+or ending with L or R) does mark the name as sided, so that a skeleton of them is not mirrored blindly.
 
 Example:
 
@@ -45,15 +45,10 @@ def _side_swaps(word: str) -> list[tuple[str, str]]:
     if lower in _OPPOSITE:
         return [(lower if len(lower) > 1 else {"l": "left", "r": "right"}[lower],
                  _in_case_of(_OPPOSITE[lower], word))]
-    if not word.islower():
-        return []
-    swaps = []
     for side in ("left", "right"):
         if lower.startswith(side) and len(lower) > len(side):
-            swaps.append((side, _OPPOSITE[side] + word[len(side):]))
-        if lower.endswith(side) and len(lower) > len(side):
-            swaps.append((side, word[: -len(side)] + _OPPOSITE[side]))
-    return swaps
+            return [(side, _in_case_of(_OPPOSITE[side], word[: len(side)]) + word[len(side):])]
+    return []
 
 
 def mirror_candidates(name: str) -> list[str]:

@@ -27,7 +27,7 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .evaluation import COCO_STAT_NAMES, CROWDPOSE_STAT_NAMES
+from .evaluation import COCO_STAT_NAMES, CROWDPOSE_STAT_NAMES, PIXEL_STAT_NAMES
 from .modeling.pipeline_pose_estimation import HUB_TASK
 
 FAMILY_DESCRIPTIONS = {
@@ -35,7 +35,7 @@ FAMILY_DESCRIPTIONS = {
     "semipose_center_offset": "single-stage: keypoint heatmaps + person-center heatmap + center-to-keypoint "
     "offsets (DEKR-style)",
 }
-OKS_STAT_NAMES = tuple(dict.fromkeys(COCO_STAT_NAMES + CROWDPOSE_STAT_NAMES))
+CARD_STAT_NAMES = tuple(dict.fromkeys(COCO_STAT_NAMES + CROWDPOSE_STAT_NAMES + PIXEL_STAT_NAMES))
 """The metrics a card reports (of the student, and with a `teacher_` prefix of the teacher); run bookkeeping
 such as `epoch`, `step` or `num_images` is left out."""
 VALIDATION_SPLIT = "validation"
@@ -44,7 +44,7 @@ VALIDATION_SPLIT = "validation"
 def model_card(config, summary: Mapping[str, Any]) -> ModelCard:
     """A card for a model of `config` trained as `summary` says (ssl_mode, dataset, dataset_config,
     final_model, metrics as `Trainer.evaluate` returns them)."""
-    metrics = oks_metrics(summary.get("metrics", {}))
+    metrics = card_metrics(summary.get("metrics", {}))
     dataset = dataset_id(summary.get("dataset", "unknown"))
     dataset_config = summary.get("dataset_config", "unknown")
     final_model = summary.get("final_model", "student")
@@ -67,7 +67,7 @@ the `semipose` library.
   (the config name gives the labeled percentage)
 - **Semi-supervised mode**: {summary.get("ssl_mode", "unknown")}; saved network: {final_model}
 
-## Validation metrics (OKS)
+## Validation metrics (OKS AP with the skeleton's sigmas; pixel error and PCK of matched instances)
 
 Student and teacher are scored separately; the saved network was fixed before training (`--final_model`),
 not chosen by these numbers.
@@ -91,7 +91,7 @@ Without semipose installed, the checkpoint brings its own code:
 
 ## Intended use and limits
 
-For research on multi-person pose estimation. The numbers above hold for the validation split
+For research on multi-instance pose estimation. The numbers above hold for the validation split
 named here; a model trained on synthetic figures does not transfer to photographs. Pose estimates
 must not be used to identify people or to make decisions about them.
 """
@@ -113,7 +113,7 @@ def card_metadata(config, summary: Mapping[str, Any]) -> ModelCardData:
     -1 says a split has no person of that size)."""
     dataset = dataset_id(summary.get("dataset", "unknown"))
     teacher_saved = summary.get("final_model", "student") == "teacher"
-    saved = {name.removeprefix("teacher_"): value for name, value in oks_metrics(summary.get("metrics", {})).items()
+    saved = {name.removeprefix("teacher_"): value for name, value in card_metrics(summary.get("metrics", {})).items()
              if name.startswith("teacher_") == teacher_saved and value >= 0}
     results = [
         EvalResult(task_type=HUB_TASK, task_name="Multi-person pose estimation", dataset_type=dataset,
@@ -133,12 +133,13 @@ def _title(config) -> str:
     return f"{family} pose estimator ({config.skeleton})"
 
 
-def oks_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
-    """The OKS stats of `Trainer.evaluate` metrics (`eval_` prefix dropped), student's and `teacher_` ones."""
+def card_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
+    """The OKS and pixel stats of `Trainer.evaluate` metrics (`eval_` prefix dropped), student's and `teacher_`
+    ones."""
     found = {}
     for name, value in metrics.items():
         name = name.removeprefix("eval_")
-        if name.removeprefix("teacher_") in OKS_STAT_NAMES and isinstance(value, (int, float)):
+        if name.removeprefix("teacher_") in CARD_STAT_NAMES and isinstance(value, (int, float)):
             found[name] = float(value)
     return found
 

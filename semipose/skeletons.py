@@ -137,6 +137,9 @@ class Skeleton:
         if not isinstance(name, str) or not name:
             raise ValueError(f"{source}: `name` must be a non-empty string, got {name!r}.")
         limbs = _index_pairs(data.get("limbs", []), names, source, "limbs")
+        for flag in ("horizontal_flip", "oks_area_from_bbox"):
+            if not isinstance(data.get(flag, False), bool):
+                raise ValueError(f"{source}: `{flag}` must be true or false, got {data[flag]!r:.40}.")
         skeleton = cls(
             name=name,
             keypoint_names=names,

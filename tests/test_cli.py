@@ -18,7 +18,7 @@ from PIL import Image
 import semipose
 from semipose.cli import build_parser, main
 from semipose.data.dataset_folder import load_pose_dataset, prepare_dataset_folder
-from semipose.evaluation import COCO_STAT_NAMES, KeypointEvaluator
+from semipose.evaluation import COCO_STAT_NAMES, PIXEL_STAT_NAMES, KeypointEvaluator
 from semipose.inference import PoseEstimator, load_image
 from semipose.modeling import CenterOffsetForPoseEstimation, PoseImageProcessor, to_coco_results
 from semipose.training import SemiPoseTrainer, SemiPoseTrainingArguments
@@ -73,13 +73,19 @@ def test_evaluate_prints_a_table_and_writes_json(
     expected_stats = expected.compute()
     report = json.loads(output.read_text())
     assert report["metrics"] == pytest.approx(expected_stats, abs=1e-6)
+    assert report["pixel_error"] == json.loads(json.dumps(expected.pixel_errors().to_dict()))
     assert 0 < report["metrics"]["AP"] < 1
     details = ("skeleton", "config", "split", "num_images", "num_predicted_people")
     assert [report[key] for key in details] == ["coco", "full", "validation", 4, 12]
     lines = out.splitlines()
     assert "full/validation (coco): 4 images, 12 predicted people" in lines[0]
-    assert [line.split()[0] for line in lines[2:]] == list(COCO_STAT_NAMES)
+    metric_names = [*COCO_STAT_NAMES, *PIXEL_STAT_NAMES]
+    assert [line.split()[0] for line in lines[2:2 + len(metric_names)]] == metric_names
     assert lines[2].split()[1] == f"{report['metrics']['AP']:.4f}"
+    per_keypoint = lines[2 + len(metric_names) + 1:]  # after a blank line
+    assert per_keypoint[0].startswith("pixel error of the 12 of 12 labeled people matched by OKS > 0")
+    assert per_keypoint[1].split() == ["keypoint", "count", "missed", "rmse", "px", "median", "px", "pck@0.05"]
+    assert [line.split()[0] for line in per_keypoint[2:]] == list(report["pixel_error"]["per_keypoint"])
 
 
 def test_evaluate_reports_bad_predictions_without_a_traceback(tmp_path, capsys, dataset_folder):
@@ -189,7 +195,8 @@ def test_evaluate_runs_a_model_on_the_split(tmp_path, capsys, dataset_folder, ch
     assert status == 0
     report = json.loads(output.read_text())
     assert (report["model"], report["flip_test"], report["num_images"]) == (str(checkpoint), False, 4)
-    assert report["num_predicted_people"] > 0 and set(report["metrics"]) == set(COCO_STAT_NAMES)
+    assert report["num_predicted_people"] > 0 and list(report["metrics"]) == [*COCO_STAT_NAMES, *PIXEL_STAT_NAMES]
+    assert report["pixel_error"]["labeled_instances"] == 12
     assert "predictions" not in report and "full/validation (coco): 4 images" in out
 
 

@@ -1,4 +1,4 @@
-"""COCO / CrowdPose keypoint OKS AP as a Hugging Face `evaluate` metric.
+"""COCO / CrowdPose keypoint OKS AP, pixel error and PCK as a Hugging Face `evaluate` metric.
 
 A thin wrapper of `semipose.evaluation.KeypointEvaluator` (which needs `semipose` installed):
 references are the COCO annotations of one image each, predictions the predicted people of the
@@ -11,7 +11,7 @@ from __future__ import annotations
 import datasets
 import evaluate
 
-from semipose.evaluation import KeypointEvaluator
+from semipose.evaluation import DEFAULT_PCK_THRESHOLD, KeypointEvaluator
 from semipose.evaluation.ground_truth import PERSON_CATEGORY_ID
 from semipose.skeletons import Skeleton, get_skeleton
 
@@ -36,6 +36,11 @@ AP75, APM, APL, AR, AR50, AR75, ARM, ARL). Config "crowdpose": the CrowdPose rul
 OKS scale from the box w * h * 0.53, people with no labeled keypoint ignored, maxDets 20) with
 AP, AP50, AP75, AR, AR50, AR75 and AP(E)/AP(M)/AP(H) over images with crowd_index < 0.2,
 in [0.2, 0.8), >= 0.8, equal to xtcocotools' `keypoints_crowd`.
+Both configs add the pixel error of the labeled people matched one-to-one to predicted people by OKS
+(optimal assignment per image, OKS > min_oks): pixel_rmse and pixel_median over the labeled keypoints
+of matched people, in pixels; pck, the fraction of all labeled keypoints (missed people's included)
+within pck_threshold x max(box w, h) of their label; matched_fraction; pck_pixels within a fixed distance
+when asked for (definitions: semipose.evaluation.pixel_error).
 """
 
 _KWARGS_DESCRIPTION = """
@@ -51,9 +56,13 @@ Args:
         ignore region: predictions on it are neither true nor false positives.
     Every image of the references is scored; a prediction for an image missing from the
     references is an error.
+    pck_threshold (float, default 0.05): PCK's distance as a fraction of max(box w, h).
+    pck_pixels (float or None, default None): also PCK at this distance in pixels (`pck_pixels`).
+    min_oks (float, default 0): a labeled person and a predicted person match only with OKS > min_oks.
 Returns:
     dict of floats: AP, AP50, AP75, APM, APL, AR, AR50, AR75, ARM, ARL ("coco") or
-    AP, AP50, AP75, AR, AR50, AR75, AP(E), AP(M), AP(H) ("crowdpose"); -1 where undefined.
+    AP, AP50, AP75, AR, AR50, AR75, AP(E), AP(M), AP(H) ("crowdpose"), then pixel_rmse,
+    pixel_median, pck, matched_fraction (and pck_pixels); -1 where undefined.
 Examples:
     >>> metric = evaluate.load("metrics/coco_keypoints", "coco")
     >>> person = [[100.0 + 10 * k, 50.0 + 5 * k, 2.0] for k in range(17)]
@@ -127,9 +136,15 @@ class CocoKeypoints(evaluate.Metric):
             )
         return get_skeleton(_CONFIG_SKELETONS[self.config_name])
 
-    def _compute(self, predictions: list[dict], references: list[dict]) -> dict[str, float]:
+    def _compute(
+        self, predictions: list[dict], references: list[dict], pck_threshold: float = DEFAULT_PCK_THRESHOLD,
+        pck_pixels: float | None = None, min_oks: float = 0.0,
+    ) -> dict[str, float]:
         skeleton = self._skeleton()
-        evaluator = KeypointEvaluator.from_coco(_coco_ground_truth(references, skeleton), skeleton)
+        evaluator = KeypointEvaluator.from_coco(
+            _coco_ground_truth(references, skeleton), skeleton,
+            pck_threshold=pck_threshold, pck_pixels=pck_pixels, min_oks=min_oks,
+        )
         evaluator.add_batch(
             [prediction["image_id"] for prediction in predictions],
             [prediction["keypoints"] for prediction in predictions],

@@ -261,7 +261,8 @@ def coco_skeleton(
     """The skeleton of a COCO-format file's keypoints, checked against the categories that name them.
 
     `category` picks one category by name; otherwise every category that names keypoints must name the same
-    ones (AP-10K's 54 species share one layout). A given `skeleton` must have exactly those names, in order;
+    ones (AP-10K's 54 species share one layout), and a skeleton shared by several categories is named after the
+    file. A given `skeleton` must have exactly those names, in order;
     None takes the skeleton of the (first such) category (`Skeleton.from_coco_category`).
     """
     named = _keypoint_categories(data, file, category)
@@ -290,6 +291,8 @@ def coco_skeleton(
             "category=NAME (--category)."
         )
     where, record = named[0]
+    if len(named) > 1:  # one layout under several names (AP-10K's species): named after the file
+        return Skeleton.from_coco_category(record, where, name=file.stem)
     return Skeleton.from_coco_category(record, where)
 
 

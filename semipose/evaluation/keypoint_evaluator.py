@@ -1,8 +1,10 @@
-"""Accumulate multi-person keypoint predictions and score them with OKS AP (COCO or CrowdPose).
+"""Accumulate multi-person keypoint predictions and score them with OKS AP (COCO or CrowdPose) and pixel error.
 
 The skeleton picks the protocol: COCO-17 is scored with pycocotools' keypoint rules, CrowdPose-14
-with the CrowdPose rules (`semipose.evaluation.protocols`). Predictions are kept per image as COCO
-keypoint results, so evaluators of several processes merge by exchanging `results_json()` lists.
+with the CrowdPose rules (`semipose.evaluation.protocols`). Beside OKS AP, `compute()` reports the
+pixel error and PCK of the labeled people matched one-to-one to predictions by OKS, and `per_keypoint()`
+breaks them down by keypoint (definitions in `semipose.evaluation.pixel_error`). Predictions are kept per
+image as COCO keypoint results, so evaluators of several processes merge by exchanging `results_json()` lists.
 
 Shapes: M people in an image, K keypoints of the skeleton.
 
@@ -16,8 +18,11 @@ Example:
 >>> evaluator.add_results(
 ...     {"image_id": ann["image_id"], "keypoints": ann["keypoints"], "score": 1.0} for ann in people
 ... )
->>> evaluator.compute()["AP"]
-1.0
+>>> stats = evaluator.compute()
+>>> stats["AP"], stats["pixel_rmse"], stats["pck"], stats["matched_fraction"]
+(1.0, 0.0, 1.0, 1.0)
+>>> evaluator.per_keypoint()["nose"]
+{'count': 11, 'missed': 0, 'rmse': 0.0, 'median': 0.0, 'pck': 1.0}
 >>> evaluator.reset()
 >>> evaluator.add(785, keypoints=np.zeros((1, 17, 3)), scores=np.ones(1))
 >>> evaluator.compute()["AP"]
@@ -38,6 +43,14 @@ import numpy as np
 
 from ..skeletons import Skeleton, resolve_skeleton
 from .ground_truth import ground_truth_from_rows, load_coco_ground_truth
+from .pixel_error import (
+    DEFAULT_PCK_THRESHOLD,
+    PCK_PIXELS_STAT_NAME,
+    PIXEL_STAT_NAMES,
+    PixelErrors,
+    check_pixel_options,
+    pixel_errors,
+)
 from .protocols import COCO_STAT_NAMES, CROWDPOSE_STAT_NAMES, score_coco, score_crowdpose
 
 
@@ -49,15 +62,29 @@ def to_numpy(values: Any) -> np.ndarray:
 
 
 class KeypointEvaluator:
-    """OKS AP of multi-person keypoint predictions against one split's ground truth.
+    """OKS AP, pixel error and PCK of multi-person keypoint predictions against one split's ground truth.
 
     Args:
         ground_truth: COCO-format ground truth as `semipose.evaluation.ground_truth` builds it
             (use `from_coco` or `from_rows` to build one).
         skeleton: the keypoint layout; `"crowdpose"` selects the CrowdPose rules.
+        pck_threshold: PCK counts a keypoint within `pck_threshold` x max(box w, box h) of its label
+            as correct.
+        pck_pixels: also report PCK at this fixed distance in pixels (`pck_pixels`); None: not reported.
+        min_oks: a labeled person and a prediction match for the pixel error only with OKS > `min_oks`.
     """
 
-    def __init__(self, ground_truth: dict[str, Any], skeleton: Skeleton | str):
+    def __init__(
+        self,
+        ground_truth: dict[str, Any],
+        skeleton: Skeleton | str,
+        *,
+        pck_threshold: float = DEFAULT_PCK_THRESHOLD,
+        pck_pixels: float | None = None,
+        min_oks: float = 0.0,
+    ):
+        check_pixel_options(pck_threshold, pck_pixels, min_oks)
+        self.pck_threshold, self.pck_pixels, self.min_oks = pck_threshold, pck_pixels, min_oks
         self.skeleton = resolve_skeleton(skeleton)
         self.ground_truth = ground_truth
         self.category_id = ground_truth["categories"][0]["id"]
@@ -66,18 +93,20 @@ class KeypointEvaluator:
 
     @classmethod
     def from_coco(
-        cls, ground_truth: Mapping[str, Any] | str | Path, skeleton: Skeleton | str | None = None
+        cls, ground_truth: Mapping[str, Any] | str | Path, skeleton: Skeleton | str | None = None, **options: Any
     ) -> KeypointEvaluator:
-        """Evaluator on a COCO-format keypoint dict or json file; None infers the skeleton."""
+        """Evaluator on a COCO-format keypoint dict or json file; None infers the skeleton. `options`: the
+        constructor's keyword options (`pck_threshold`, `pck_pixels`, `min_oks`)."""
         normalized, skeleton = load_coco_ground_truth(ground_truth, skeleton)
-        return cls(normalized, skeleton)
+        return cls(normalized, skeleton, **options)
 
     @classmethod
     def from_rows(
-        cls, rows: Iterable[Mapping[str, Any]], skeleton: Skeleton | str
+        cls, rows: Iterable[Mapping[str, Any]], skeleton: Skeleton | str, **options: Any
     ) -> KeypointEvaluator:
-        """Evaluator on dataset rows (people + ignore regions), e.g. a validation `Dataset`."""
-        return cls(ground_truth_from_rows(rows, skeleton), skeleton)
+        """Evaluator on dataset rows (people + ignore regions), e.g. a validation `Dataset`. `options`: the
+        constructor's keyword options (`pck_threshold`, `pck_pixels`, `min_oks`)."""
+        return cls(ground_truth_from_rows(rows, skeleton), skeleton, **options)
 
     @property
     def is_crowdpose(self) -> bool:
@@ -85,8 +114,10 @@ class KeypointEvaluator:
 
     @property
     def stat_names(self) -> tuple[str, ...]:
-        """The keys of `compute()`, in reporting order."""
-        return CROWDPOSE_STAT_NAMES if self.is_crowdpose else COCO_STAT_NAMES
+        """The keys of `compute()`, in reporting order: the OKS stats, then the pixel stats."""
+        oks_names = CROWDPOSE_STAT_NAMES if self.is_crowdpose else COCO_STAT_NAMES
+        pixel_names = PIXEL_STAT_NAMES + ((PCK_PIXELS_STAT_NAME,) if self.pck_pixels is not None else ())
+        return oks_names + pixel_names
 
     @property
     def image_ids(self) -> list[int]:
@@ -153,7 +184,9 @@ class KeypointEvaluator:
     def compute(self) -> dict[str, float]:
         """The stats of `stat_names` over all ground truth images; -1 where undefined (pycocotools).
 
-        An evaluator without predicted people warns and scores 0 wherever ground truth exists.
+        OKS AP/AR, then `pixel_rmse`, `pixel_median` (pixels), `pck`, `matched_fraction` (and `pck_pixels`)
+        of `pixel_errors()`. An evaluator without predicted people warns and scores 0 wherever ground
+        truth exists (every labeled person missed).
         """
         results = self.results_json()
         if not results:
@@ -161,7 +194,21 @@ class KeypointEvaluator:
                 "KeypointEvaluator.compute: no predicted people were added; AP is 0.", stacklevel=2
             )
         score = score_crowdpose if self.is_crowdpose else score_coco
-        return score(self.ground_truth, results, self.skeleton.sigmas)
+        stats = score(self.ground_truth, results, self.skeleton.sigmas)
+        return {**stats, **self.pixel_errors().summary()}
+
+    def pixel_errors(self) -> PixelErrors:
+        """The labeled people of every ground truth image matched to predictions by OKS, their keypoints'
+        pixel errors and the missed people (`semipose.evaluation.pixel_error` defines it all)."""
+        return pixel_errors(
+            self.ground_truth, self.results_json(), self.skeleton,
+            pck_threshold=self.pck_threshold, pck_pixels=self.pck_pixels, min_oks=self.min_oks,
+        )
+
+    def per_keypoint(self) -> dict[str, dict[str, float]]:
+        """By keypoint name: `count` (keypoints measured), `missed` (labeled keypoints of missed people),
+        `rmse`, `median` (pixels), `pck` (and `pck_pixels`); -1 where undefined."""
+        return self.pixel_errors().per_keypoint()
 
     def _check_new_images(self, image_ids: list[int]) -> None:
         unknown = [image_id for image_id in image_ids if image_id not in self._image_ids]

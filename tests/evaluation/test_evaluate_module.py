@@ -57,6 +57,17 @@ def test_coco_config_loads_from_its_path_and_matches_the_evaluator(
     assert metric.compute() == evaluator.compute()
 
 
+def test_pixel_options_reach_the_evaluator(tmp_path, coco_fixture_json, coco_ground_truth, make_predictions):
+    results = make_predictions(coco_ground_truth, 1)
+    options = {"pck_threshold": 0.1, "pck_pixels": 8.0, "min_oks": 0.2}
+    evaluator = KeypointEvaluator.from_coco(coco_fixture_json, **options)
+    evaluator.add_results(results)
+    predictions, references = per_image_inputs(coco_ground_truth, results)
+    metric = evaluate.load(str(METRIC_DIR), "coco", cache_dir=str(tmp_path))
+    stats = metric.compute(predictions=predictions, references=references, **options)
+    assert stats == evaluator.compute() and "pck_pixels" in stats
+
+
 def test_crowdpose_config_matches_the_evaluator_with_counted_keypoints(tmp_path, monkeypatch):
     """References carry no `num_keypoints`: the module counts labeled keypoints, so it equals the
     evaluator on the recorded CrowdPose case with its stored counts replaced by counted ones."""

@@ -1,4 +1,5 @@
-"""KeypointEvaluator under the COCO rules: exactly pycocotools on the original json; bad input."""
+"""KeypointEvaluator under the COCO rules: OKS stats exactly pycocotools on the original json, pixel stats
+after them; bad input. The pixel stats themselves are tested in test_pixel_error.py."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
 from semipose.data.coco_format import pose_features, read_coco_keypoints
-from semipose.evaluation import COCO_STAT_NAMES, KeypointEvaluator
+from semipose.evaluation import COCO_STAT_NAMES, PIXEL_STAT_NAMES, KeypointEvaluator
 
 
 @pytest.fixture
@@ -51,6 +52,12 @@ def evaluate(evaluator: KeypointEvaluator, results: list[dict]) -> dict[str, flo
     return evaluator.compute()
 
 
+def evaluate_oks(evaluator: KeypointEvaluator, results: list[dict]) -> dict[str, float]:
+    """The OKS stats of `evaluate` (the pixel stats left out), as pycocotools reports them."""
+    stats = evaluate(evaluator, results)
+    return {name: stats[name] for name in COCO_STAT_NAMES}
+
+
 def ground_truth_people(ground_truth: dict) -> list[dict]:
     """The labeled people of the ground truth as predictions with score 1."""
     return [
@@ -76,9 +83,10 @@ def test_ground_truth_scored_as_predictions_gives_ap_1(
 ):
     for evaluator in (new_evaluator(), KeypointEvaluator.from_rows(fixture_rows, "coco")):
         stats = evaluate(evaluator, ground_truth_people(coco_ground_truth))
-        assert list(stats) == list(COCO_STAT_NAMES)
+        assert list(stats) == list(evaluator.stat_names) == [*COCO_STAT_NAMES, *PIXEL_STAT_NAMES]
         assert stats["AP"] == 1.0
-        assert stats == pytest.approx(dict.fromkeys(COCO_STAT_NAMES, 1.0), abs=1e-12)
+        exact = {"pixel_rmse": 0.0, "pixel_median": 0.0, "pck": 1.0, "matched_fraction": 1.0}
+        assert stats == pytest.approx(dict.fromkeys(COCO_STAT_NAMES, 1.0) | exact, abs=1e-12)
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -88,8 +96,8 @@ def test_perturbed_ground_truth_gives_exactly_pycocotools(
     results = make_predictions(coco_ground_truth, seed)
     expected = pycocotools_stats(str(coco_fixture_json), results)
     assert 0.05 < expected["AP"] < 0.95
-    assert evaluate(new_evaluator(), results) == expected
-    assert evaluate(KeypointEvaluator.from_coco(coco_ground_truth), results) == expected
+    assert evaluate_oks(new_evaluator(), results) == expected
+    assert evaluate_oks(KeypointEvaluator.from_coco(coco_ground_truth), results) == expected
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -104,7 +112,7 @@ def test_rows_give_exactly_pycocotools_with_a_crowd_region(
     results = make_predictions(ground_truth, seed) + inside_region
     expected = pycocotools_stats(ground_truth, results)
     assert expected != pycocotools_stats(coco_ground_truth, results)
-    assert evaluate(KeypointEvaluator.from_rows(rows, "coco"), results) == expected
+    assert evaluate_oks(KeypointEvaluator.from_rows(rows, "coco"), results) == expected
 
 
 def test_float32_dataset_rows_match_pycocotools(
@@ -114,7 +122,7 @@ def test_float32_dataset_rows_match_pycocotools(
     dataset = Dataset.from_list(fixture_rows, features=pose_features(17))
     for seed in range(3):
         results = make_predictions(coco_ground_truth, seed)
-        stats = evaluate(KeypointEvaluator.from_rows(dataset, "coco"), results)
+        stats = evaluate_oks(KeypointEvaluator.from_rows(dataset, "coco"), results)
         assert stats == pytest.approx(pycocotools_stats(str(coco_fixture_json), results), abs=1e-6)
 
 
@@ -180,7 +188,8 @@ def test_no_predictions_warn_and_score_zero(new_evaluator):
     evaluator.add(785, np.zeros((0, 17, 3)), np.zeros(0))
     with pytest.warns(UserWarning, match="no predicted people"):
         stats = evaluator.compute()
-    assert stats == dict.fromkeys(COCO_STAT_NAMES, 0.0)
+    missed = {"pixel_rmse": -1.0, "pixel_median": -1.0, "pck": 0.0, "matched_fraction": 0.0}
+    assert stats == dict.fromkeys(COCO_STAT_NAMES, 0.0) | missed
 
 
 NAN_PERSON = np.stack([np.zeros((17, 3)), np.full((17, 3), np.nan)])
