@@ -292,7 +292,7 @@ def add_dataset_folder_arguments(parser: argparse.ArgumentParser, *, license: st
     parser.add_argument("--output", type=Path, required=True, help="dataset folder to write")
     parser.add_argument("--license", default=license,
                         help=f"the data's license (a Hub license id) for the card (default: {license or 'unknown'})")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the labeled-subset draw")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the labeled-subset draw (and of the validation hold-out, where a converter draws one)")
     parser.add_argument("--ratios", type=float, nargs="+", default=[1, 5, 10],
                         help="labeled percentages, one config ratio_R each")
     parser.add_argument("--embed-images", action="store_true",
@@ -510,6 +510,14 @@ def _readme(plan: _FolderPlan, metadata: dict[str, Any], name: str, license: str
     return f"---\n{header.to_yaml()}\n---\n\n{_card(metadata, name)}"
 
 
+def _file_names(source: str) -> str:
+    """The file names of a source (one path, or several joined by ", "), or its description as it is."""
+    parts = source.split(", ")
+    if not all(Path(part).is_absolute() for part in parts):
+        return source
+    return ", ".join(f"`{Path(part).name}`" for part in parts)
+
+
 def _card(metadata: dict[str, Any], name: str) -> str:
     """The human part of README.md: sources, how subsets were drawn, counts, labeled ids."""
     sources = metadata["sources"]  # absolute paths of this machine: the card names the files only
@@ -527,7 +535,7 @@ def _card(metadata: dict[str, Any], name: str) -> str:
         "configs for semi-supervised training, written by "
         "`semipose.data.dataset_folder.prepare_dataset_folder`.",
         "",
-        *(f"- {_SOURCE_LABELS.get(key, key.replace('_', ' ').capitalize())}: `{Path(value).name}`"
+        *(f"- {_SOURCE_LABELS.get(key, key.replace('_', ' ').capitalize())}: {_file_names(value)}"
           for key, value in sources.items() if key != "extra_unlabeled_dirs"),
         f"- Extra unlabeled image folders: {extra}",
         f"- Images: {images}.",
