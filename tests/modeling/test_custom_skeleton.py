@@ -170,3 +170,23 @@ def test_a_new_skeleton_runs_the_whole_path(star_folder, tmp_path, family, monke
     remote = torch.load(tmp_path / "r.pt")
     assert remote["module"].startswith("transformers_modules.")
     assert remote["names"] == list(skeleton.keypoint_names) and remote["people"][0]["keypoints"].shape[1:] == (5, 2)
+
+
+def test_a_checkpoint_of_another_skeleton_is_refused_naming_both(star_folder, tmp_path, capsys):
+    legacy = REPO / "tests" / "fixtures" / "legacy_checkpoints" / "center_offset"  # COCO-17
+    with pytest.raises(SystemExit) as exit_:
+        semipose_main(["evaluate", "--model", str(legacy), "--dataset", str(star_folder), "--config", "full"])
+    message = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert f"Model {legacy} predicts the 'coco' skeleton ['nose', 'left_eye'" in message
+    assert "is labeled with the 'star' skeleton ['head', 'left_arm', 'right_arm', 'centre', 'tail']" in message
+
+
+def test_the_trainer_refuses_a_model_of_another_skeleton(star_folder, tmp_path):
+    from semipose.training import SemiPoseTrainer, SemiPoseTrainingArguments
+
+    model = PoseEstimator.from_pretrained(REPO / "tests" / "fixtures" / "legacy_checkpoints" / "center_offset").model
+    arguments = SemiPoseTrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none")
+    with pytest.raises(ValueError, match=r"The model predicts the 'coco' skeleton's keypoints \['nose', .* but the "
+                                         r"dataset's skeleton 'star' has \['head', 'left_arm'"):
+        SemiPoseTrainer(model=model, args=arguments, skeleton=read_dataset_skeleton(star_folder))
