@@ -292,7 +292,9 @@ def add_dataset_folder_arguments(parser: argparse.ArgumentParser, *, license: st
     parser.add_argument("--output", type=Path, required=True, help="dataset folder to write")
     parser.add_argument("--license", default=license,
                         help=f"the data's license (a Hub license id) for the card (default: {license or 'unknown'})")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the labeled-subset draw (and of the validation hold-out, where a converter draws one)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the labeled-subset draw (and of the validation hold-out, where a converter "
+                             "draws one)")
     parser.add_argument("--ratios", type=float, nargs="+", default=[1, 5, 10],
                         help="labeled percentages, one config ratio_R each")
     parser.add_argument("--embed-images", action="store_true",
