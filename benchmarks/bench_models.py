@@ -26,7 +26,7 @@ Four measurements, the first three for both families (associative embedding and 
   with the ratio of the medians and the 1-minute load average before and after each record.
 - `photo`: seconds and peak memory (RSS) of `PoseEstimator` on one 6000 x 4000 JPEG (a fixture photo
   enlarged) at 512 input, center-offset `regnetx_002`, decoding the file whole and reduced (what
-  `load_image` does for an input of 512, see `semipose.modeling.pipeline_pose_estimation.open_image`),
+  `semipose.inference.open_image` does for an input of 512),
   each in its own process so the peaks are its own, file reading included; with the mean absolute
   difference of the two model inputs (normalized units).
 
@@ -355,13 +355,13 @@ PHOTO_FIXTURE = REPO / "tests" / "fixtures" / "coco" / "000000000785.jpg"
 def measure_photo(args: argparse.Namespace) -> list[dict]:
     """One record per decode (whole, reduced) of a 6000 x 4000 JPEG: seconds per call and peak RSS of a fresh
     process running `PoseEstimator` on it, and how far the reduced decode's model input is from the whole one's."""
-    from semipose.inference import load_image
+    from semipose.inference import open_image
 
     with tempfile.TemporaryDirectory() as folder:
         photo = Path(folder) / "photo.jpg"
         PIL.Image.open(PHOTO_FIXTURE).convert("RGB").resize(PHOTO_SIZE).save(photo, quality=90)
         processor = PoseImageProcessor(size=PHOTO_INPUT_SIZE)
-        inputs = {reduced: processor(load_image(photo, PHOTO_INPUT_SIZE if reduced else None),
+        inputs = {reduced: processor(open_image(photo, PHOTO_INPUT_SIZE if reduced else None),
                                      return_tensors="pt")["pixel_values"] for reduced in (False, True)}
         input_difference = float((inputs[True] - inputs[False]).abs().mean())
         records = []
@@ -383,14 +383,14 @@ def measure_photo(args: argparse.Namespace) -> list[dict]:
 def photo_run(path: str, reduced: bool, repeats: int, threads: int) -> None:
     """In a fresh process: print one json line, seconds per `PoseEstimator` call on the file at `path` (median of
     `repeats` after one warm-up; read and decoded in every call); its parent measures its peak memory."""
-    from semipose.inference import PoseEstimator, load_image
+    from semipose.inference import PoseEstimator, open_image
 
     torch.set_num_threads(threads)
     estimator = PoseEstimator(build_model("center_offset", "regnetx_002"), PoseImageProcessor(size=PHOTO_INPUT_SIZE))
     longest_edge = PHOTO_INPUT_SIZE if reduced else None
-    seconds, _ = median_seconds(lambda: estimator(load_image(path, longest_edge)), repeats, warmup=1)
+    seconds, _ = median_seconds(lambda: estimator(open_image(path, longest_edge)), repeats, warmup=1)
     print(json.dumps({"decode": "reduced" if reduced else "whole", "seconds_per_call": round(seconds, 3),
-                      "decoded_size": list(load_image(path, longest_edge).size), "threads": threads}))
+                      "decoded_size": list(open_image(path, longest_edge).size), "threads": threads}))
 
 
 MEASUREMENTS: dict[str, Callable[[argparse.Namespace], list[dict]]] = {

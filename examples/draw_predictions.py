@@ -18,7 +18,7 @@ from pathlib import Path
 from transformers import HfArgumentParser
 
 from semipose.data.dataset_folder import load_pose_dataset
-from semipose.inference import PoseEstimator, draw_predictions, load_image
+from semipose.inference import PoseEstimator, draw_predictions, open_image
 from semipose.visualization import enlarge, make_grid
 
 
@@ -57,7 +57,7 @@ def validation_images(args: DrawArguments) -> list:
 
 def main() -> None:
     (args,) = HfArgumentParser(DrawArguments).parse_args_into_dataclasses()
-    images = [load_image(path) for path in args.images] if args.images else validation_images(args)
+    images = [open_image(path) for path in args.images] if args.images else validation_images(args)
     images = [enlarge(image.convert("RGB"), args.min_size) for image in images]
 
     estimator = PoseEstimator.from_pretrained(args.model, device=args.device, flip_test=args.flip_test)

@@ -234,7 +234,8 @@ def predict_rows(args: argparse.Namespace, rows, skeleton: Skeleton) -> tuple[li
     flip test (`--flip-test`, else the model config's)."""
     from tqdm.auto import tqdm
 
-    from .inference import PoseEstimator, to_rgb
+    from .data.unreadable import lazy_images, stored_image_file
+    from .inference import PoseEstimator, open_image
     from .modeling import to_coco_results
 
     estimator = PoseEstimator.from_pretrained(
@@ -247,9 +248,9 @@ def predict_rows(args: argparse.Namespace, rows, skeleton: Skeleton) -> tuple[li
             f"{skeleton.name!r} skeleton {list(skeleton.keypoint_names)}."
         )
     results = []
-    batches = rows.iter(batch_size=args.batch_size)
+    batches = lazy_images(rows).iter(batch_size=args.batch_size)
     for batch in tqdm(batches, total=-(-len(rows) // args.batch_size), desc="semipose evaluate", unit="batch"):
-        people = estimator.predict([to_rgb(image) for image in batch["image"]])
+        people = estimator.predict([open_image(stored_image_file(image)) for image in batch["image"]])
         results += to_coco_results(people, batch["image_id"])
     return results, estimator.flip_test
 

@@ -8,9 +8,10 @@ mapping back to the original pixels.
 - `PoseEstimator`: the Python API, in the spirit of transformers pipelines (images in, people out).
 - `predict_people` / `draw_predictions`: the tensor-level steps for a model already in memory.
 - `write_predictions`: files in, COCO results json + one drawn PNG per image out (the CLI's work).
-- `load_image` / `to_rgb`: any readable image file or PIL mode (grayscale, RGBA, 16-bit) to RGB.
-  `to_rgb`, `keep_confident`, `estimate_people` and the person dicts are defined with the transformers
-  pipeline (`semipose.modeling.pipeline_pose_estimation`), whose code travels with every checkpoint.
+- `open_image` / `to_rgb`: any readable image file or PIL mode (grayscale, RGBA, 16-bit) to RGB.
+  They, the image files' error contract (`UnreadableImageError`), `keep_confident`, `estimate_people` and the
+  person dicts are defined with the transformers pipeline (`semipose.modeling.pipeline_pose_estimation`), whose
+  code travels with every checkpoint.
 
 Shapes: M people in an image, K keypoints of the model's skeleton.
 
@@ -44,14 +45,16 @@ from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoImageProcessor, AutoModelForPoseEstimation
 
 from .data.folder_files import files_under, relative_stems
-from .data.unreadable import IMAGE_DECODE_ERRORS, UnreadableImageError
-from .modeling import MODEL_FAMILIES, check_decoding_settings, to_coco_results
+from .modeling import MODEL_FAMILIES, check_decoding_settings
 from .modeling.pipeline_pose_estimation import (
+    UnreadableImageError,
     estimate_people,
     keep_confident,
     open_image,
     person_dicts,
     photo_geometry,
+    read_image,
+    to_coco_results,
     to_decoded_pixels,
     to_rgb,
 )
@@ -68,23 +71,6 @@ ImageInput = PIL.Image.Image | str | Path
 
 
 # ------------------------------------------------------------------------------------------ images
-
-
-def load_image(path: str | Path, longest_edge: int | None = None) -> PIL.Image.Image:
-    """The image file at `path` as RGB, turned upright by its EXIF orientation (see `to_rgb`); a large JPEG
-    decoded reduced for a model input of `longest_edge` (see `open_image`).
-
-    Raises:
-        FileNotFoundError: no such file.
-        UnreadableImageError: the file is not an image PIL can decode (text, truncated or corrupt file).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such image file.")
-    try:
-        return open_image(path, longest_edge)
-    except IMAGE_DECODE_ERRORS as error:
-        raise UnreadableImageError(f"{path}: not a readable image ({error}).") from error
 
 
 def find_image_files(path: str | Path, *, exclude: str | Path | None = None) -> list[Path]:
@@ -305,7 +291,7 @@ class PoseEstimator:
             (x, y) in the image's own pixels, "keypoint_scores": [K] array}`.
         """
         single = isinstance(images, (PIL.Image.Image, str, Path))
-        loaded = [_as_image(image, self.input_size) for image in ([images] if single else images)]
+        loaded = [read_image(image, self.input_size) for image in ([images] if single else images)]
         people = [person_dicts(found) for found in self.predict(loaded)]
         return people[0] if single else people
 
@@ -323,21 +309,13 @@ class PoseEstimator:
         self, image: ImageInput, people: Sequence[dict[str, Any]], keypoint_threshold: float = 0.3
     ) -> PIL.Image.Image:
         """`image` with `people` (as returned by a call) drawn: limbs colored by body side, person scores."""
-        picture = _as_image(image)
+        picture = read_image(image)
         keypoints = np.zeros((len(people), self.skeleton.num_keypoints, 3))
         for index, person in enumerate(people):
             keypoints[index, :, :2] = to_decoded_pixels(torch.as_tensor(person["keypoints"]), picture).numpy()
             keypoints[index, :, 2] = person["keypoint_scores"]
         scores = [person["score"] for person in people]
         return draw_people(picture, keypoints, self.skeleton, scores=scores, threshold=keypoint_threshold)
-
-
-def _as_image(image: ImageInput, longest_edge: int | None = None) -> PIL.Image.Image:
-    if isinstance(image, PIL.Image.Image):
-        return to_rgb(image)
-    if isinstance(image, (str, Path)):
-        return load_image(image, longest_edge)
-    raise TypeError(f"images: expected PIL images or image file paths, got {type(image).__name__}.")
 
 
 # ---------------------------------------------------------------------------------------- pictures
@@ -437,9 +415,9 @@ class _FileRecords:
         batch = []
         for index in indices:
             try:
-                batch.append((index, load_image(self.paths[index], self.input_size)))
+                batch.append((index, open_image(self.paths[index], self.input_size)))
             except UnreadableImageError as error:
-                logger.warning("Skipping %s", error)
+                logger.warning("Skipping: %s", error)
                 self.skipped.append({"file": str(self.paths[index]), "reason": str(error)})
         return batch
 

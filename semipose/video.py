@@ -35,11 +35,11 @@ from types import ModuleType
 from typing import Any
 
 import PIL.Image
-import torch
 from tqdm.auto import tqdm
 
 from .data.folder_files import relative_stems
 from .inference import PoseEstimator, draw_predictions
+from .modeling.pipeline_pose_estimation import person_dicts
 
 logger = logging.getLogger(__name__)
 
@@ -264,17 +264,14 @@ def _predict_frames(
     people = estimator.predict(images)
     for drawn in draw_predictions(images, people, estimator.skeleton, keypoint_threshold):
         writer.write(drawn)
-    return [{"frame_index": frame.index, "timestamp": round(frame.timestamp, 6), "people": _json_people(found)}
-            for frame, found in zip(batch, people)]
+    return [{"frame_index": frame.index, "timestamp": round(frame.timestamp, 6),
+             "people": [_rounded(person) for person in person_dicts(found)]} for frame, found in zip(batch, people)]
 
 
-def _json_people(people: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
-    """One frame's people as json: person score, (x, y) keypoints rounded to 0.01 pixel, keypoint scores."""
-    return [
-        {"score": round(float(score), 4), "keypoints": keypoints.round(decimals=2).tolist(),
-         "keypoint_scores": keypoint_scores.round(decimals=4).tolist()}
-        for score, keypoints, keypoint_scores in zip(people["scores"], people["keypoints"], people["keypoint_scores"])
-    ]
+def _rounded(person: dict[str, Any]) -> dict[str, Any]:
+    """A person of `person_dicts` as json: score and keypoint scores to 1e-4, (x, y) keypoints to 0.01 pixel."""
+    return {"score": round(person["score"], 4), "keypoints": person["keypoints"].round(2).tolist(),
+            "keypoint_scores": person["keypoint_scores"].round(4).tolist()}
 
 
 def _write_json(

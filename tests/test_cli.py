@@ -19,7 +19,7 @@ import semipose
 from semipose.cli import build_parser, main
 from semipose.data.dataset_folder import load_pose_dataset, prepare_dataset_folder
 from semipose.evaluation import COCO_STAT_NAMES, PIXEL_STAT_NAMES, KeypointEvaluator
-from semipose.inference import PoseEstimator, load_image
+from semipose.inference import PoseEstimator, open_image
 from semipose.modeling import CenterOffsetForPoseEstimation, PoseImageProcessor, to_coco_results
 from semipose.training import SemiPoseTrainer, SemiPoseTrainingArguments
 
@@ -149,7 +149,7 @@ def test_predict_writes_coco_results_and_one_picture_per_photo(tmp_path, capsys,
     input_size = PoseEstimator.from_pretrained(checkpoint).input_size  # 64: the photos decode reduced by 2 or 4
     for entry in listing["images"]:
         assert (entry["width"], entry["height"]) == sizes[entry["id"]]  # the photo's own size
-        drawn_on = load_image(photos_dir / f"{entry['id']:012d}.jpg", input_size)
+        drawn_on = open_image(photos_dir / f"{entry['id']:012d}.jpg", input_size)
         assert Image.open(output / entry["picture"]).size == drawn_on.size < sizes[entry["id"]]
     assert out.strip().endswith(f"4 images, {len(results)} people -> {output / 'predictions.json'} and 4 pictures")
 
@@ -168,8 +168,8 @@ def test_predict_skips_and_counts_unreadable_files_and_converts_odd_modes(
         status, out, _ = run(["predict", tmp_path, "--model", checkpoint, "--output", tmp_path / "out"], capsys)
     assert status == 0
     assert "4 images" in out and "skipped 2 unreadable file(s), see images.json" in out
-    assert sorted(record.getMessage().split(":")[0] for record in caplog.records) == [
-        f"Skipping {tmp_path / 'broken.jpg'}", f"Skipping {tmp_path / 'notes.txt'}"]
+    assert sorted(record.getMessage().split(" is not")[0] for record in caplog.records) == [
+        f"Skipping: image file {tmp_path / 'broken.jpg'}", f"Skipping: image file {tmp_path / 'notes.txt'}"]
     listing = json.loads((tmp_path / "out" / "images.json").read_text())
     skipped = [entry["file"] for entry in listing["skipped"]]
     assert skipped == [str(tmp_path / name) for name in ("broken.jpg", "notes.txt")]

@@ -9,20 +9,18 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from semipose.data import unreadable
 from semipose.inference import (
     PoseEstimator,
-    UnreadableImageError,
     _image_ids,
     _picture_names,
     check_local_checkpoint_name,
     load_checkpoint,
-    load_image,
+    open_image,
     to_rgb,
     write_predictions,
 )
 from semipose.modeling import PoseImageProcessor
-from semipose.modeling.pipeline_pose_estimation import PHOTO_SIZE, REDUCED_BY, photo_geometry
+from semipose.modeling.pipeline_pose_estimation import PHOTO_SIZE, REDUCED_BY, UnreadableImageError, photo_geometry
 
 
 @pytest.fixture(scope="module")
@@ -41,24 +39,19 @@ def test_to_rgb_converts_grayscale_alpha_and_16_bit_images():
     assert to_rgb(Image.new("I", (1, 1), 200)).getpixel((0, 0)) == (200, 200, 200)  # 8-bit range kept
 
 
-def test_load_image_reads_16_bit_png_and_rejects_what_is_not_an_image(tmp_path, photos):
+def test_open_image_reads_16_bit_png_and_rejects_what_is_not_an_image(tmp_path, photos):
     Image.fromarray(np.full((4, 6), 65535, dtype=np.uint16)).save(tmp_path / "depth.png")
-    loaded = load_image(tmp_path / "depth.png")
+    loaded = open_image(tmp_path / "depth.png")
     assert (loaded.mode, loaded.size, loaded.getpixel((0, 0))) == ("RGB", (6, 4), (255, 255, 255))
     (tmp_path / "notes.jpg").write_text("not an image")
     (tmp_path / "truncated.jpg").write_bytes(photos[0].read_bytes()[:2000])
     for name in ("notes.jpg", "truncated.jpg"):
-        with pytest.raises(UnreadableImageError, match=f"{name}: not a readable image"):
-            load_image(tmp_path / name)
-    with pytest.raises(FileNotFoundError, match="missing.jpg: no such image file"):
-        load_image(tmp_path / "missing.jpg")
-
-
-def test_an_unreadable_file_raises_the_error_the_training_data_skips(tmp_path):
-    """One `UnreadableImageError`: catching it around `load_image` or a dataset row catches both."""
-    (tmp_path / "notes.jpg").write_text("not an image")
-    with pytest.raises(unreadable.UnreadableImageError, match="notes.jpg: not a readable image"):
-        load_image(tmp_path / "notes.jpg")
+        with pytest.raises(UnreadableImageError) as caught:
+            open_image(tmp_path / name)
+        assert str(caught.value).startswith(f"image file {tmp_path / name} is not a readable image (")
+    with pytest.raises(FileNotFoundError) as caught:
+        open_image(tmp_path / "missing.jpg")
+    assert str(caught.value) == f"image file {tmp_path / 'missing.jpg'} does not exist."
 
 
 def test_estimator_finds_people_in_image_pixels_for_paths_and_pil_images(checkpoint, photos):
@@ -73,7 +66,7 @@ def test_estimator_finds_people_in_image_pixels_for_paths_and_pil_images(checkpo
             assert (person["keypoints"] >= 0).all()
             assert (person["keypoints"] <= [width - 1, height - 1]).all()
         assert [person["score"] for person in image_people] == sorted((p["score"] for p in image_people), reverse=True)
-    single = estimator(load_image(photos[1], estimator.input_size))  # one PIL image in -> its people, not a list
+    single = estimator(open_image(photos[1], estimator.input_size))  # one PIL image in -> its people, not a list
     assert [person["score"] for person in single] == pytest.approx([person["score"] for person in people[1]], abs=1e-5)
     np.testing.assert_allclose(single[0]["keypoints"], people[1][0]["keypoints"], atol=0.01)  # batch padding
     drawn = estimator.draw(photos[1], single)
@@ -86,7 +79,7 @@ def test_estimator_threshold_drops_people_and_bad_inputs_raise(checkpoint, photo
     estimator.threshold = float(np.median(scores))
     kept = [person["score"] for person in estimator(photos[0])]
     assert kept == [score for score in scores if score >= estimator.threshold] and 0 < len(kept) < len(scores)
-    with pytest.raises(TypeError, match="expected PIL images or image file paths, got ndarray"):
+    with pytest.raises(TypeError, match="expected a PIL image or an image file path, got ndarray"):
         estimator([np.zeros((8, 8, 3))])
     with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
         PoseEstimator(estimator.model, estimator.image_processor, batch_size=0)
@@ -170,11 +163,11 @@ def test_a_large_jpeg_is_decoded_reduced_with_its_photo_geometry(tmp_path, photo
     """1030 x 777 for a 64 px input: libjpeg's largest reduction, 8, keeps at least 128 px (ceil -> 129 x 98);
     the photo's upright size and the reduced pixels' extent (129 * 8 = 1032 >= 1030) are what map back."""
     path = _large_jpeg(tmp_path / "large.jpg", photos[0], orientation=6)  # stored turned: upright 777 x 1030
-    reduced = load_image(path, longest_edge=64)
+    reduced = open_image(path, longest_edge=64)
     assert reduced.size == (98, 129)
     assert (reduced.info[REDUCED_BY], reduced.info[PHOTO_SIZE]) == (8, (777, 1030))
     assert photo_geometry(reduced) == ((1032, 784), (1030, 777))
-    whole = load_image(path, longest_edge=512)  # 1030 < 4 * 512: decoded whole
+    whole = open_image(path, longest_edge=512)  # 1030 < 4 * 512: decoded whole
     assert whole.size == (777, 1030) and photo_geometry(whole) == ((1030, 777), (1030, 777))
     assert REDUCED_BY not in whole.info
 
@@ -186,7 +179,7 @@ def test_people_of_a_reduced_decode_map_back_to_the_photos_pixels_exactly(tmp_pa
     predict`'s records give the photo's own size, and its picture is drawn on the reduced pixels."""
     path = _large_jpeg(tmp_path / "large.jpg", photos[0])
     estimator = PoseEstimator.from_pretrained(checkpoint, device="cpu")
-    reduced = load_image(path, estimator.input_size)
+    reduced = open_image(path, estimator.input_size)
     plain = reduced.copy()
     plain.info.clear()
     from_file, from_plain = estimator([path, plain])

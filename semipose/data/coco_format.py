@@ -47,12 +47,11 @@ from typing import Any
 
 import numpy as np
 from datasets import Features, Image, List, Value
-from PIL import Image as PILImage
 from pycocotools import mask as mask_utils
 from tqdm.auto import tqdm
 
+from ..modeling.pipeline_pose_estimation import open_image_file
 from ..skeletons import Skeleton, resolve_skeleton
-from .unreadable import IMAGE_DECODE_ERRORS
 
 PEOPLE_COLUMNS = ("annotation_ids", "keypoints", "bboxes", "areas", "num_keypoints")
 IGNORE_COLUMNS = (
@@ -135,7 +134,7 @@ def without_annotations(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def read_image_size(path: Path, record: str, *, decode: bool = False) -> tuple[int, int]:
-    """Open an image file and return its (width, height); errors name `record`.
+    """Open an image file and return its (width, height); errors name `record` (see `open_image_file`).
 
     Args:
         path: the image file.
@@ -143,17 +142,10 @@ def read_image_size(path: Path, record: str, *, decode: bool = False) -> tuple[i
         decode: also decode all pixels, which catches truncated files (about 5 ms per COCO
             image); otherwise only the header is read.
     """
-    if not path.is_file():
-        raise FileNotFoundError(f"{record}: image file {path} does not exist.")
-    try:
-        with PILImage.open(path) as image:
-            if decode:
-                image.load()
-            return image.size
-    except IMAGE_DECODE_ERRORS as error:
-        raise ValueError(
-            f"{record}: image file {path} is not a readable image ({error})."
-        ) from error
+    with open_image_file(path, record) as image:
+        if decode:
+            image.load()
+        return image.size
 
 
 def read_coco_keypoints(

@@ -38,7 +38,8 @@ import PIL.Image
 import torch
 from torch.nn.utils.rnn import pad_sequence
 
-from .unreadable import UNREADABLE_KEY, UnreadableImageError, decode_row_image
+from ..modeling.pipeline_pose_estimation import UnreadableImageError
+from .unreadable import UNREADABLE_KEY, decode_row_image
 
 LABEL_KEYS = ("keypoints", "ignore_mask")
 
@@ -123,7 +124,7 @@ def _validation_image(row: dict[str, Any]) -> PIL.Image.Image:
         return decode_row_image(row)
     except UnreadableImageError as error:
         raise UnreadableImageError(
-            f"Validation split: {error}. Evaluation scores every validation image (a skipped one would count its "
+            f"Validation split: {error} Evaluation scores every validation image (a skipped one would count its "
             "people as missed): restore the file, or drop its row from the validation split.",
             error.image_id,
         ) from error

@@ -19,37 +19,32 @@ labeled[3][UNREADABLE_KEY]  # ids of the unreadable images served around, usuall
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 import PIL.Image
+import PIL.ImageOps
 from datasets import Dataset as HFDataset
 from datasets import Image
 from torch.utils.data import Dataset
+
+from ..modeling.pipeline_pose_estimation import UnreadableImageError, open_image_file
 
 logger = logging.getLogger(__name__)
 
 UNREADABLE_KEY = "unreadable_image_ids"
 """Example and batch key: ids of the images skipped because their file could not be read."""
 
-IMAGE_DECODE_ERRORS = (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError)
-"""What PIL raises for a file that is not a readable image (missing, truncated, corrupt, foreign, too large)."""
-
-
-class UnreadableImageError(ValueError):
-    """An image file is missing, truncated or not an image; the message names the file (and the image id of a
-    dataset row, also kept as `image_id`). Raised by the training data, evaluation and `semipose.inference`."""
-
-    def __init__(self, message: str, image_id: int | None = None):
-        super().__init__(message)
-        self.image_id = image_id
-
 
 def lazy_images(dataset: HFDataset) -> HFDataset:
     """`dataset` with its `image` column left undecoded, so the transform decodes (and may skip) each file."""
     return dataset.cast_column("image", Image(decode=False))
+
+
+def stored_image_file(image: dict[str, Any]) -> bytes | str:
+    """The file of an undecoded `image` cell (see `lazy_images`): its embedded bytes, else its path."""
+    return image["bytes"] or image["path"]
 
 
 def decode_row_image(row: dict[str, Any]) -> PIL.Image.Image:
@@ -58,20 +53,18 @@ def decode_row_image(row: dict[str, Any]) -> PIL.Image.Image:
     Raises:
         UnreadableImageError: the file is missing, truncated or not an image (names `image_id` and file).
     """
-    image = row["image"]
+    image, image_id = row["image"], row.get("image_id")
     if not isinstance(image, PIL.Image.Image):
         if not isinstance(image, dict):
             raise ValueError(
-                f"Image {row.get('image_id')}: expected a PIL image or a {{'path', 'bytes'}} dict in column "
-                f"'image', got {type(image).__name__}."
+                f"Image {image_id}: expected a PIL image or a {{'path', 'bytes'}} dict in column 'image', got "
+                f"{type(image).__name__}."
             )
         try:
-            image = Image().decode_example(image)
-        except IMAGE_DECODE_ERRORS as error:
-            where = image.get("path") or "embedded bytes"
-            raise UnreadableImageError(
-                f"Image {row.get('image_id')} ({where}) cannot be read: {error}", row.get("image_id")
-            ) from error
+            with open_image_file(stored_image_file(image), f"Image {image_id}") as opened:
+                image = PIL.ImageOps.exif_transpose(opened)
+        except (FileNotFoundError, UnreadableImageError) as error:  # a missing file is skipped like a corrupt one
+            raise UnreadableImageError(str(error), image_id) from error
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
@@ -130,14 +123,13 @@ def check_images_readable(dataset: HFDataset, split: str) -> None:
     """
     failures = []
     for row in dataset.select_columns(["image", "image_id"]):
-        image = row["image"]
         try:
-            with PIL.Image.open(io.BytesIO(image["bytes"]) if image["bytes"] else image["path"]):
+            with open_image_file(stored_image_file(row["image"]), f"image {row['image_id']}"):
                 pass
-        except IMAGE_DECODE_ERRORS as error:
-            failures.append(f"image {row['image_id']} ({image['path'] or 'embedded bytes'}): {error}")
+        except (FileNotFoundError, UnreadableImageError) as error:
+            failures.append(str(error))
     if failures:
         raise UnreadableImageError(
             f"{split} split: {len(failures)} of {len(dataset)} images cannot be read; first {min(len(failures), 5)}: "
-            + "; ".join(failures[:5])
+            + " ".join(failures[:5])
         )

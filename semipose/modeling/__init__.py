@@ -29,11 +29,11 @@ from .codec_common import DecodedPoses
 from .configuration_associative_embedding import AssociativeEmbeddingConfig
 from .configuration_center_offset import CenterOffsetConfig
 from .configuration_pose import PoseConfig
-from .image_processing_pose import PoseImageProcessor, check_decoding_settings, to_coco_results
+from .image_processing_pose import PoseImageProcessor, check_decoding_settings
 from .modeling_associative_embedding import AssociativeEmbeddingForPoseEstimation, AssociativeEmbeddingOutput
 from .modeling_center_offset import CenterOffsetForPoseEstimation, CenterOffsetOutput
 from .modeling_pose_common import PosePreTrainedModel, select_images
-from .pipeline_pose_estimation import PoseEstimationPipeline, register_pipeline
+from .pipeline_pose_estimation import PoseEstimationPipeline, register_pipeline, to_coco_results
 
 MODEL_FAMILIES = {
     "associative_embedding": (AssociativeEmbeddingConfig, AssociativeEmbeddingForPoseEstimation),

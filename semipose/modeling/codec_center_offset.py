@@ -45,6 +45,7 @@ from .codec_common import (
     heatmap_to_input,
     labeled_heatmap_keypoints,
     mean_or_zero,
+    ordered_mean,
     peak_offsets,
     render_gaussian_heatmaps,
     running_max,
@@ -302,7 +303,7 @@ def decode_center_offset(
     if refine:
         keypoints = _snap_to_peaks(heatmaps, keypoints, nms_kernel, refine_radius)
     keypoint_scores = sample_heatmaps(heatmaps, keypoints)
-    scores = center_scores * keypoint_scores.mean(dim=2)
+    scores = center_scores * ordered_mean(keypoint_scores, dim=2)
     keep = _pose_nms(keypoints, scores, center_scores > center_threshold, pose_nms_threshold, pose_nms_distance)
     order = scores.masked_fill(~keep, -1.0).argsort(dim=1, descending=True)
     mask = _ranked(keep, order, num_centers)

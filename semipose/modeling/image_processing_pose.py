@@ -237,37 +237,4 @@ def pad_to_multiple(images: list[torch.Tensor], size_divisor: int) -> torch.Tens
     return torch.stack([F.pad(image, (0, width - image.shape[-1], 0, height - image.shape[-2])) for image in images])
 
 
-def to_coco_results(
-    predictions: list[dict[str, torch.Tensor]], image_ids: list[int], category_id: int = 1
-) -> list[dict]:
-    """COCO keypoint results json entries from `post_process_pose_estimation` output.
-
-    Args:
-        predictions: one dict per image with `keypoints [M, K, 2]`, `keypoint_scores [M, K]`, `scores [M]`.
-        image_ids: the COCO image id of each prediction.
-        category_id: COCO category (1 = person).
-
-    Returns:
-        One `{"image_id", "category_id", "keypoints": [x, y, score] * K flat, "score"}` per person.
-
-    Example:
-
-    ```python
-    >>> to_coco_results([{"keypoints": torch.ones(1, 2, 2), "keypoint_scores": torch.ones(1, 2),
-    ...     "scores": torch.tensor([0.5])}], image_ids=[785])
-    [{'image_id': 785, 'category_id': 1, 'keypoints': [1.0, 1.0, 1.0, 1.0, 1.0, 1.0], 'score': 0.5}]
-
-    ```
-    """
-    if len(predictions) != len(image_ids):
-        raise ValueError(f"image_ids: expected {len(predictions)} ids (one per prediction), got {len(image_ids)}.")
-    results = []
-    for prediction, image_id in zip(predictions, image_ids):
-        triples = torch.cat([prediction["keypoints"], prediction["keypoint_scores"].unsqueeze(-1)], dim=-1)
-        for keypoints, score in zip(triples.tolist(), prediction["scores"].tolist()):
-            flat = [value for triple in keypoints for value in triple]
-            results.append({"image_id": int(image_id), "category_id": category_id, "keypoints": flat, "score": score})
-    return results
-
-
-__all__ = ["PoseImageProcessor", "check_decoding_settings", "to_coco_results"]
+__all__ = ["PoseImageProcessor", "check_decoding_settings"]

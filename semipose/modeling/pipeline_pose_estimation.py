@@ -11,6 +11,10 @@ which is why it imports nothing from semipose outside this folder:
 Both return, per image, the people `PoseEstimator` returns: sorted by score, each
 `{"score": float, "keypoints": [K, 2] array of (x, y) in image pixels, "keypoint_scores": [K] array}`.
 
+It is also where all of semipose opens image files (`open_image_file`: one error contract, naming the file) and
+serialises people (`person_dicts`, with `to_coco_results` built on it): inference, video, the dataset
+converters and the training data import them from here.
+
 Shapes: M people in an image, K keypoints.
 
 Illustration (not run: needs a trained model folder):
@@ -27,7 +31,10 @@ people[0]["keypoints"].shape  # (K, 2): (x, y) in photo pixels
 
 from __future__ import annotations
 
+import io
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +60,47 @@ PHOTO_SIZE = "semipose_photo_size"
 """`Image.info` key of a reduced decode: the upright photo's `(width, height)` in the file's own pixels."""
 SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
 """EXIF orientations that turn the photo by 90 degrees, so its width and height trade places."""
+IMAGE_DECODE_ERRORS = (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError)
+"""What PIL raises for a file that is not a readable image (truncated, corrupt, foreign, too large)."""
 
 
 # ------------------------------------------------------------------------------------------ images
+
+
+class UnreadableImageError(ValueError):
+    """An image file PIL cannot decode (or, for a dataset row, a missing one); the message names the file (and
+    the image id of a dataset row, also kept as `image_id`). The training data skips it (`SkipUnreadable`)."""
+
+    def __init__(self, message: str, image_id: int | None = None):
+        super().__init__(message)
+        self.image_id = image_id
+
+
+@contextmanager
+def open_image_file(file: str | Path | bytes, where: str = "") -> Iterator[PIL.Image.Image]:
+    """`PIL.Image.open` under the one error contract of every image reader in semipose (inference, the pipeline,
+    the dataset converters and the training data): the image as opened (header read, pixels not yet), closed
+    on exit. A decoding error inside the block counts as the file's too: pixels are decoded lazily.
+
+    Args:
+        file: an image file's path, or its bytes (an image embedded in a dataset folder).
+        where: who refers to the file, the start of the messages (e.g. "ann.json: image id 785").
+
+    Raises:
+        FileNotFoundError: "{where}: image file {file} does not exist."
+        UnreadableImageError: PIL raised one of `IMAGE_DECODE_ERRORS`: "{where}: image file {file} is not a
+            readable image ({PIL's message})."
+    """
+    embedded = isinstance(file, bytes)
+    name = f"image file {'(embedded bytes)' if embedded else file}"
+    name = f"{where}: {name}" if where else name
+    if not embedded and not Path(file).is_file():
+        raise FileNotFoundError(f"{name} does not exist.")
+    try:
+        with PIL.Image.open(io.BytesIO(file) if embedded else file) as image:
+            yield image
+    except IMAGE_DECODE_ERRORS as error:
+        raise UnreadableImageError(f"{name} is not a readable image ({error}).") from error
 
 
 def to_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
@@ -76,8 +121,9 @@ def to_rgb(image: PIL.Image.Image) -> PIL.Image.Image:
     return image.convert("RGB")
 
 
-def open_image(path: str | Path, longest_edge: int | None = None) -> PIL.Image.Image:
-    """The image file at `path` decoded, turned upright by its EXIF orientation, as RGB (see `to_rgb`).
+def open_image(file: str | Path | bytes, longest_edge: int | None = None) -> PIL.Image.Image:
+    """The image file at `file` (a path, or the file's bytes) decoded, turned upright by its EXIF orientation,
+    as RGB (see `to_rgb`).
 
     With `longest_edge` (the model input's), a JPEG at least four times larger is decoded reduced by 2, 4 or 8
     (libjpeg's DCT scaling, Pillow's `draft`), never below twice `longest_edge`: a 6000 x 4000 photo for a
@@ -85,9 +131,9 @@ def open_image(path: str | Path, longest_edge: int | None = None) -> PIL.Image.I
     further anyway. Reduced pixel i covers the file's pixels `[r * i, r * (i + 1))`, so the factor `r` and the
     photo's size, kept in `info` (`REDUCED_BY`, `PHOTO_SIZE`), map keypoints back exactly (`photo_geometry`).
 
-    Raises PIL's errors (OSError, SyntaxError, ValueError, DecompressionBombError) for what it cannot decode.
+    Raises FileNotFoundError or UnreadableImageError naming the file (see `open_image_file`).
     """
-    with PIL.Image.open(path) as image:
+    with open_image_file(file) as image:
         width, height = image.size
         if longest_edge and image.format == "JPEG" and max(width, height) >= 4 * longest_edge:
             fraction = 2 * longest_edge / max(width, height)
@@ -100,6 +146,18 @@ def open_image(path: str | Path, longest_edge: int | None = None) -> PIL.Image.I
         upright.info[REDUCED_BY] = reduced_by
         upright.info[PHOTO_SIZE] = (height, width) if swapped else (width, height)
     return upright
+
+
+def read_image(image: PIL.Image.Image | str | Path, longest_edge: int | None = None) -> PIL.Image.Image:
+    """An input of `PoseEstimator` or the pipeline as an RGB image: a PIL image (converted, see `to_rgb`) or a
+    local file path (see `open_image`), never a URL."""
+    if isinstance(image, PIL.Image.Image):
+        return to_rgb(image)
+    if not isinstance(image, (str, Path)):
+        raise TypeError(f"images: expected a PIL image or an image file path, got {type(image).__name__}.")
+    if str(image).startswith(("http://", "https://")):
+        raise ValueError(f"{image}: URLs are not fetched; download the image and pass its path or a PIL image.")
+    return open_image(image, longest_edge)
 
 
 def photo_geometry(image: PIL.Image.Image) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -167,10 +225,50 @@ def estimate_people(
 
 
 def person_dicts(people: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
-    """One image's people (`keypoints [M, K, 2]`, `keypoint_scores [M, K]`, `scores [M]`, CPU) as one dict each."""
+    """One image's people as one dict each: `{"score": float, "keypoints": [K, 2] array of (x, y) in image pixels,
+    "keypoint_scores": [K] array}`, the one serialised form of a person (`PoseEstimator`, the pipeline, COCO
+    results and `semipose predict`'s video json all start from it).
+
+    Args:
+        people: `keypoints [M, K, 2]`, `keypoint_scores [M, K]`, `scores [M]` (as `estimate_people` returns).
+    """
+    scores, keypoints, keypoint_scores = (people[name].cpu() for name in ("scores", "keypoints", "keypoint_scores"))
     return [
-        {"score": float(score), "keypoints": keypoints.numpy(), "keypoint_scores": keypoint_scores.numpy()}
-        for score, keypoints, keypoint_scores in zip(people["scores"], people["keypoints"], people["keypoint_scores"])
+        {"score": float(score), "keypoints": points.numpy(), "keypoint_scores": point_scores.numpy()}
+        for score, points, point_scores in zip(scores, keypoints, keypoint_scores)
+    ]
+
+
+def to_coco_results(
+    predictions: list[dict[str, torch.Tensor]], image_ids: list[int], category_id: int = 1
+) -> list[dict[str, Any]]:
+    """COCO keypoint results json entries: each person of `person_dicts` with its keypoints and their scores
+    interleaved, the standard file format `semipose predict` writes and `semipose evaluate` reads.
+
+    Args:
+        predictions: one dict per image with `keypoints [M, K, 2]`, `keypoint_scores [M, K]`, `scores [M]`.
+        image_ids: the COCO image id of each prediction.
+        category_id: COCO category (1 = person).
+
+    Returns:
+        One `{"image_id", "category_id", "keypoints": [x, y, score] * K flat, "score"}` per person.
+
+    Example:
+
+    ```python
+    >>> to_coco_results([{"keypoints": torch.ones(1, 2, 2), "keypoint_scores": torch.ones(1, 2),
+    ...     "scores": torch.tensor([0.5])}], image_ids=[785])
+    [{'image_id': 785, 'category_id': 1, 'keypoints': [1.0, 1.0, 1.0, 1.0, 1.0, 1.0], 'score': 0.5}]
+
+    ```
+    """
+    if len(predictions) != len(image_ids):
+        raise ValueError(f"image_ids: expected {len(predictions)} ids (one per prediction), got {len(image_ids)}.")
+    return [
+        {"image_id": int(image_id), "category_id": category_id,
+         "keypoints": np.column_stack([person["keypoints"], person["keypoint_scores"]]).reshape(-1).tolist(),
+         "score": person["score"]}
+        for prediction, image_id in zip(predictions, image_ids) for person in person_dicts(prediction)
     ]
 
 
@@ -226,23 +324,6 @@ class PoseEstimationPipeline(Pipeline):
         return person_dicts(keep_confident(model_outputs["people"], threshold))
 
 
-def read_image(image: PIL.Image.Image | str | Path, longest_edge: int | None = None) -> PIL.Image.Image:
-    """A pipeline input as an RGB image: a PIL image (converted) or a local file path (opened, a large JPEG
-    reduced for an input of `longest_edge`, see `open_image`), never a URL."""
-    if isinstance(image, PIL.Image.Image):
-        return to_rgb(image)
-    if not isinstance(image, (str, Path)):
-        raise TypeError(f"{TASK} pipeline: expected a PIL image or an image file path, got {type(image).__name__}.")
-    if str(image).startswith(("http://", "https://")):
-        raise ValueError(f"{image}: URLs are not fetched; download the image and pass its path or a PIL image.")
-    if not Path(image).is_file():
-        raise FileNotFoundError(f"{image}: no such image file.")
-    try:
-        return open_image(image, longest_edge)
-    except (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError) as error:
-        raise ValueError(f"{image}: not a readable image ({error}).") from error
-
-
 def register_pipeline() -> None:
     """Register `PoseEstimationPipeline` as the `pose-estimation` and `keypoint-detection` tasks with transformers
     (idempotent)."""
@@ -265,4 +346,4 @@ def remote_code_pipelines() -> dict[str, dict[str, Any]]:
     return {REMOTE_CODE_TASK: {"impl": reference, "pt": ["AutoModelForPoseEstimation"], "type": "image"}}
 
 
-__all__ = ["PoseEstimationPipeline", "estimate_people", "register_pipeline", "remote_code_pipelines"]
+__all__ = ["PoseEstimationPipeline", "estimate_people", "register_pipeline", "remote_code_pipelines", "to_coco_results"]

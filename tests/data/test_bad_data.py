@@ -21,13 +21,13 @@ from semipose.data.transforms import AugmentationConfig, LabeledTransform, Unlab
 from semipose.data.unreadable import (
     UNREADABLE_KEY,
     SkipUnreadable,
-    UnreadableImageError,
     check_images_readable,
     decode_row_image,
     first_readable_images,
     lazy_images,
 )
 from semipose.modeling import CenterOffsetConfig, CenterOffsetForPoseEstimation, PoseImageProcessor
+from semipose.modeling.pipeline_pose_estimation import UnreadableImageError
 from semipose.training import SemiPoseTrainer, SemiPoseTrainingArguments
 from semipose.training.data_health import TooManyUnreadableImagesError, UnreadableImageMonitor, num_training_images
 from semipose.training.seeded_samples import SeededSamples
@@ -90,7 +90,7 @@ def test_workers_serve_readable_images_and_report_the_skipped_ones_in_the_batch(
 
 def test_one_unreadable_image_is_named(broken_dataset):
     row = _split(broken_dataset, "validation")[ALL_IDS.index(CORRUPT)]
-    expected = rf"Image {CORRUPT} \(.*{CORRUPT}\.jpg\) cannot be read: Truncated File Read"
+    expected = rf"^Image {CORRUPT}: image file .*{CORRUPT}\.jpg is not a readable image \(Truncated File Read\)\.$"
     with pytest.raises(UnreadableImageError, match=expected):
         decode_row_image(row)
 
@@ -113,7 +113,8 @@ def test_evaluation_collator_places_odd_images_and_names_an_unreadable_one(broke
     batch = collate([rows[0], rows[1]])
     assert batch["target_sizes"].tolist() == [[1, 1], [200, 10000]]
     assert batch["pixel_values"].shape == (2, 3, SIZE, SIZE) and torch.isfinite(batch["pixel_values"]).all()
-    with pytest.raises(UnreadableImageError, match=rf"Validation split: Image {MISSING} \(.*{MISSING:012d}\.jpg\)"):
+    expected = rf"^Validation split: Image {MISSING}: image file .*{MISSING:012d}\.jpg does not exist\. Evaluation "
+    with pytest.raises(UnreadableImageError, match=expected):
         collate([rows[ALL_IDS.index(MISSING)]])
 
 
@@ -179,8 +180,9 @@ def test_an_undecoded_row_gives_the_same_example_as_a_decoded_one(broken_dataset
 def test_validation_images_are_checked_before_training(broken_dataset):
     rows = _split(broken_dataset, "validation")
     check_images_readable(rows.select([0, 1, 2, 3]), "validation")  # the odd but readable ones pass
-    expected = (rf"validation split: 2 of 8 images cannot be read; first 2: image {MISSING} \(.*{MISSING:012d}\.jpg\)"
-                rf": \[Errno 2\] No such file .*; image {CORRUPT} \(.*\): Truncated File Read$")
+    expected = (rf"^validation split: 2 of 8 images cannot be read; first 2: image {MISSING}: image file "
+                rf".*{MISSING:012d}\.jpg does not exist\. image {CORRUPT}: image file .*{CORRUPT}\.jpg is not a "
+                r"readable image \(Truncated File Read\)\.$")
     with pytest.raises(UnreadableImageError, match=expected):
         check_images_readable(rows, "validation")
 

@@ -1,4 +1,4 @@
-"""PoseImageProcessor: resize / pad / normalize, decoding dispatch, mapping back to original pixels, COCO json."""
+"""PoseImageProcessor: resize / pad / normalize, decoding dispatch, mapping back to original pixels."""
 
 import re
 
@@ -15,7 +15,6 @@ from semipose.modeling import (
     DecodedPoses,
     PoseImageProcessor,
     check_decoding_settings,
-    to_coco_results,
 )
 from semipose.modeling.codec_center_offset import decode_center_offset, encode_center_offset_targets
 from semipose.modeling.input_geometry import input_canvas_size
@@ -92,22 +91,6 @@ def test_bad_outputs_and_target_sizes_raise():
         processor.post_process_pose_estimation(poses, target_sizes=[(8, 8), (8, 8)])
     with pytest.raises(ValueError, match="size: expected an int or"):
         PoseImageProcessor(size={"height": 8, "width": 8})
-
-
-def test_to_coco_results_flattens_keypoints_with_scores():
-    predictions = [
-        {
-            "keypoints": torch.tensor([[[1.0, 2.0], [3.0, 4.0]]]),
-            "keypoint_scores": torch.tensor([[0.5, 0.25]]),
-            "scores": torch.tensor([0.75]),
-        },
-        {"keypoints": torch.zeros(0, 2, 2), "keypoint_scores": torch.zeros(0, 2), "scores": torch.zeros(0)},
-    ]
-    assert to_coco_results(predictions, image_ids=[785, 40083]) == [
-        {"image_id": 785, "category_id": 1, "keypoints": [1.0, 2.0, 0.5, 3.0, 4.0, 0.25], "score": 0.75}
-    ]
-    with pytest.raises(ValueError, match="image_ids: expected 2 ids"):
-        to_coco_results(predictions, image_ids=[785])
 
 
 def test_decoding_settings_must_match_the_model_config():

@@ -1,5 +1,6 @@
 """The `pose-estimation` transformers pipeline: the people of `PoseEstimator` for paths, PIL images and lists,
-its parameters and bad inputs, and the same people with `trust_remote_code=True` where semipose is not installed."""
+its parameters and bad inputs, and the same people with `trust_remote_code=True` where semipose is not installed;
+the image-file contract every reader shares, and the serialised person forms (person dicts, COCO results)."""
 
 from __future__ import annotations
 
@@ -16,10 +17,20 @@ from PIL import Image
 from test_auto_and_hub import HIDE_SEMIPOSE
 from transformers import pipeline
 
+from semipose.data.coco_format import read_image_size
+from semipose.data.unreadable import decode_row_image
 from semipose.inference import PoseEstimator
 from semipose.model_card import model_card
-from semipose.modeling import CenterOffsetConfig
-from semipose.modeling.pipeline_pose_estimation import REMOTE_CODE_TASK, PoseEstimationPipeline
+from semipose.modeling import CenterOffsetConfig, to_coco_results
+from semipose.modeling.pipeline_pose_estimation import (
+    REMOTE_CODE_TASK,
+    PoseEstimationPipeline,
+    UnreadableImageError,
+    open_image,
+    open_image_file,
+    person_dicts,
+    read_image,
+)
 
 PIPELINE_WITHOUT_SEMIPOSE_SCRIPT = HIDE_SEMIPOSE + textwrap.dedent(
     """
@@ -73,10 +84,10 @@ def test_pipeline_refuses_urls_missing_files_and_other_inputs(tmp_path, checkpoi
     estimator = pipeline("pose-estimation", model=checkpoint, device="cpu")
     with pytest.raises(ValueError, match="https://example.com/a.jpg: URLs are not fetched"):
         estimator("https://example.com/a.jpg")
-    with pytest.raises(FileNotFoundError, match="missing.jpg: no such image file"):
+    with pytest.raises(FileNotFoundError, match="image file .*missing.jpg does not exist"):
         estimator(str(tmp_path / "missing.jpg"))
     (tmp_path / "notes.jpg").write_text("not an image")
-    with pytest.raises(ValueError, match="notes.jpg: not a readable image"):
+    with pytest.raises(UnreadableImageError, match="image file .*notes.jpg is not a readable image"):
         estimator(tmp_path / "notes.jpg")
     with pytest.raises(TypeError, match="expected a PIL image or an image file path, got ndarray"):
         estimator(np.zeros((8, 8, 3)))
@@ -110,3 +121,57 @@ def test_pipeline_with_trust_remote_code_works_without_semipose(tmp_path, checkp
     from_path, from_image = result["people"]  # a path decodes reduced for the small input, an open image does not
     assert_same_people(from_path, reference(photos[0]))
     assert_same_people(from_image, reference(Image.open(photos[0])))
+
+
+def test_open_image_file_names_the_file_and_who_refers_to_it(tmp_path, photos):
+    with pytest.raises(FileNotFoundError) as missing, open_image_file(tmp_path / "gone.jpg", "ann.json: image id 5"):
+        pass
+    assert str(missing.value) == f"ann.json: image id 5: image file {tmp_path / 'gone.jpg'} does not exist."
+    (tmp_path / "notes.jpg").write_text("not an image")
+    with pytest.raises(UnreadableImageError) as foreign, open_image_file(tmp_path / "notes.jpg"):
+        pass
+    assert str(foreign.value) == (f"image file {tmp_path / 'notes.jpg'} is not a readable image (cannot identify "
+                                  f"image file '{tmp_path / 'notes.jpg'}').")
+    data = photos[0].read_bytes()
+    half = data[: len(data) // 2]
+    with open_image_file(half) as image:  # the header is whole: it opens
+        assert image.size == (640, 425)
+    with pytest.raises(UnreadableImageError) as truncated, open_image_file(half, "image 785") as image:
+        image.load()  # the pixels are not: decoding them in the block fails as the file's error
+    assert str(truncated.value) == ("image 785: image file (embedded bytes) is not a readable image (image file is "
+                                    "truncated (14 bytes not processed)).")
+
+
+def test_every_image_reader_raises_the_one_contracts_error(tmp_path, checkpoint):
+    """The pipeline, `PoseEstimator`, the dataset converters and the training data name a bad file alike, with
+    the one `UnreadableImageError` (a ValueError), so one `except` catches it everywhere."""
+    notes = tmp_path / "notes.jpg"
+    notes.write_text("not an image")
+    reason = f"image file {notes} is not a readable image (cannot identify image file '{notes}')."
+    readers = {
+        "": [lambda: open_image(notes), lambda: read_image(str(notes)),
+             lambda: PoseEstimator.from_pretrained(checkpoint, device="cpu")(notes)],
+        "ann.json: image id 5: ": [lambda: read_image_size(notes, "ann.json: image id 5")],
+        "Image 5: ": [lambda: decode_row_image({"image_id": 5, "image": {"path": str(notes), "bytes": None}})],
+    }
+    for where, calls in readers.items():
+        for call in calls:
+            with pytest.raises(UnreadableImageError) as caught:
+                call()
+            assert str(caught.value) == where + reason
+
+
+def test_person_dicts_are_the_form_coco_results_are_made_of():
+    people = {"keypoints": torch.tensor([[[1.0, 2.0], [3.0, 4.0]], [[5.5, 6.0], [7.0, 8.25]]]),
+              "keypoint_scores": torch.tensor([[0.5, 0.25], [0.125, 1.0]]), "scores": torch.tensor([0.75, 0.5])}
+    first, second = person_dicts(people)
+    assert first["score"] == 0.75 and isinstance(first["score"], float)
+    np.testing.assert_array_equal(second["keypoints"], [[5.5, 6.0], [7.0, 8.25]])
+    np.testing.assert_array_equal(second["keypoint_scores"], [0.125, 1.0])
+    nobody = {"keypoints": torch.zeros(0, 2, 2), "keypoint_scores": torch.zeros(0, 2), "scores": torch.zeros(0)}
+    assert to_coco_results([people, nobody], image_ids=[785, 40083]) == [
+        {"image_id": 785, "category_id": 1, "keypoints": [1.0, 2.0, 0.5, 3.0, 4.0, 0.25], "score": 0.75},
+        {"image_id": 785, "category_id": 1, "keypoints": [5.5, 6.0, 0.125, 7.0, 8.25, 1.0], "score": 0.5},
+    ]
+    with pytest.raises(ValueError, match=r"image_ids: expected 2 ids \(one per prediction\), got 1"):
+        to_coco_results([people, nobody], image_ids=[785])
