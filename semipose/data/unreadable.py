@@ -29,7 +29,7 @@ from datasets import Dataset as HFDataset
 from datasets import Image
 from torch.utils.data import Dataset
 
-from ..modeling.pipeline_pose_estimation import UnreadableImageError, open_image_file
+from ..modeling.pipeline_pose_estimation import UnreadableImageError, open_image_file, to_rgb
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,9 @@ def stored_image_file(image: dict[str, Any]) -> bytes | str:
 
 
 def decode_row_image(row: dict[str, Any]) -> PIL.Image.Image:
-    """The row's image in RGB, decoding `{"path", "bytes"}` as `datasets.Image` does (EXIF orientation applied).
+    """The row's image in RGB, decoding `{"path", "bytes"}` as `datasets.Image` does (EXIF orientation applied),
+    converted as inference converts (`to_rgb`: 16-bit scaled, transparency on white), so that training, the
+    trainer's evaluation and `semipose evaluate --model` see the same pixels.
 
     Raises:
         UnreadableImageError: the file is missing, truncated or not an image (names `image_id` and file).
@@ -65,7 +67,7 @@ def decode_row_image(row: dict[str, Any]) -> PIL.Image.Image:
                 image = PIL.ImageOps.exif_transpose(opened)
         except (FileNotFoundError, UnreadableImageError) as error:  # a missing file is skipped like a corrupt one
             raise UnreadableImageError(str(error), image_id) from error
-    return image if image.mode == "RGB" else image.convert("RGB")
+    return image if image.mode == "RGB" else to_rgb(image)
 
 
 class SkipUnreadable(Dataset):

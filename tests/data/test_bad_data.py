@@ -9,6 +9,7 @@ import math
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -191,3 +192,17 @@ def test_the_limit_counts_the_images_of_both_streams_through_wrappers():
     pairs = SemiSupervisedDataset(list(range(3)), list(range(10)), unlabeled_ratio=2)
     assert num_training_images(pairs) == 13 and num_training_images(SeededSamples(pairs, seed=0)) == 13
     assert num_training_images(list(range(4))) == 4 and num_training_images(None) == 0
+
+
+def test_training_rows_convert_16_bit_and_transparent_images_as_inference_does(tmp_path):
+    from semipose.data.unreadable import decode_row_image
+    from semipose.modeling.pipeline_pose_estimation import open_image
+
+    deep = tmp_path / "deep.png"
+    Image.fromarray(np.array([[0, 100, 255, 1000, 30000, 65535]], dtype=np.uint16)).save(deep)
+    clear = tmp_path / "clear.png"
+    Image.new("RGBA", (2, 1), (10, 20, 30, 0)).save(clear)
+    for path in (deep, clear):
+        row = {"image": {"path": str(path), "bytes": None}, "image_id": 1}
+        assert np.array_equal(np.asarray(decode_row_image(row)), np.asarray(open_image(path)))
+    assert np.asarray(open_image(deep))[0, :, 0].tolist() == [0, 0, 1, 4, 117, 255]
