@@ -10,6 +10,10 @@ Subcommands:
   `--dataset`), the image list (`OUT/images.json`) and one PNG per image with the skeletons drawn
   (sub-folders kept); and in every video (`.mp4`, `.mov`, `.mkv`, ...): `OUT/<video>.json` (people
   per frame, with frame index and timestamp) and `OUT/<video>_poses.mp4` (skeletons drawn).
+  Videos only: `--track [--max-age 10] [--min-oks 0.3]` gives each person a `track_id` followed from frame to
+  frame (drawn one color per track), `--smooth [--smooth-min-cutoff 1.0] [--smooth-beta 0.05]` smooths each
+  track's keypoints (One-Euro filter), `--format dlc-csv dlc-h5 slp` also writes the tracks as
+  `OUT/<video>_tracks.csv` / `.h5` (DeepLabCut) and `OUT/<video>_tracks.slp` (SLEAP).
 - `semipose evaluate (--predictions results.json | --model DIR_OR_HUB_ID) --dataset FOLDER
   [--config full] [--split validation] [--output metrics.json]`: OKS AP of COCO keypoint results,
   or of a model run on the split, against a split of a dataset folder (COCO or CrowdPose rules,
@@ -22,6 +26,7 @@ Example:
 ```bash
 semipose predict photos/ --model outputs/run_semi_pose --output poses/ --flip-test
 semipose predict clip.mp4 --model outputs/run_semi_pose --output poses/
+semipose predict clip.mp4 --model outputs/run_semi_pose --output poses/ --track --smooth --format dlc-csv slp
 semipose predict data/synthetic-source/images/val --model outputs/run_semi_pose --output val_poses/ \
     --dataset data/synthetic
 semipose export --model outputs/run_semi_pose --output outputs/run_semi_pose/model.onnx
@@ -45,6 +50,15 @@ from . import __version__
 
 if TYPE_CHECKING:
     from .skeletons import Skeleton
+
+# The defaults of semipose.tracking, semipose.smoothing and semipose.pose_exports, repeated for the help so that
+# `semipose --help` imports neither scipy nor pandas; tests/test_cli.py checks that they are the modules' values.
+TRACKING_DEFAULTS = {"max_age": 10, "min_oks": 0.3}
+"""`semipose.tracking.DEFAULT_MAX_AGE` and `DEFAULT_MIN_OKS`."""
+SMOOTHING_DEFAULTS = {"min_cutoff": 1.0, "beta": 0.05}
+"""`semipose.smoothing.DEFAULT_MIN_CUTOFF` and `DEFAULT_BETA`."""
+EXPORT_FORMAT_NAMES = ("dlc-csv", "dlc-h5", "slp")
+"""The keys of `semipose.pose_exports.EXPORT_FORMATS`."""
 
 INPUT_ERRORS = (ValueError, FileNotFoundError, FileExistsError, ImportError)
 """What bad input raises (a file, record or argument not as expected, an optional extra not installed): the
@@ -101,7 +115,8 @@ def _add_predict_parser(subcommands: argparse._SubParsersAction) -> None:
         "sub-folders (hidden files and folders, and the --output folder, left out). "
         "Images: predictions.json (COCO keypoint results), images.json and one PNG per image with the people "
         "drawn; files that are not readable images are skipped with a warning. Videos (by suffix: .mp4, .mov, "
-        ".mkv, ...): VIDEO.json (people per frame, with frame index and timestamp) and VIDEO_poses.mp4.",
+        ".mkv, ...): VIDEO.json (people per frame, with frame index and timestamp) and VIDEO_poses.mp4; with "
+        "--track also a track_id per person, and with --format the tracks as VIDEO_tracks.csv / .h5 / .slp.",
     )
     predict.add_argument("images", type=Path, metavar="IMAGE_VIDEO_OR_DIR",
                          help="An image, a video, or a folder of images and videos (sub-folders searched).")
@@ -126,7 +141,40 @@ def _add_predict_parser(subcommands: argparse._SubParsersAction) -> None:
         help="Dataset folder whose split holds the images: they take its image ids, so `semipose evaluate "
         "--predictions` can score them (default: ids from the file names).",
     )
+    _add_tracking_arguments(predict)
     predict.set_defaults(handler=run_predict)
+
+
+def _add_tracking_arguments(parser: argparse.ArgumentParser) -> None:
+    """--track and its options, --smooth and its parameters, --format: people followed through videos."""
+    group = parser.add_argument_group(
+        "videos: tracking, smoothing, exports",
+        "People followed from frame to frame in each video. Tracking needs a video: with only images it is "
+        "refused; in a folder of images and videos only the videos are tracked (photos are predicted one by one).",
+    )
+    group.add_argument("--track", action="store_true",
+                       help="Give each person a track_id that follows it through the video (in VIDEO.json); draw "
+                       "one color per track in VIDEO_poses.mp4.")
+    group.add_argument("--max-age", type=int, metavar="FRAMES",
+                       help="Frames in a row a track may go unmatched and still be matched again "
+                       f"(default: {TRACKING_DEFAULTS['max_age']}).")
+    group.add_argument("--min-oks", type=float, metavar="OKS",
+                       help="Object keypoint similarity a person needs to a track's predicted pose to join it "
+                       f"(default: {TRACKING_DEFAULTS['min_oks']}).")
+    group.add_argument("--smooth", action="store_true",
+                       help="Smooth each track's keypoints over time with a One-Euro filter before they are written "
+                       "and drawn (needs --track).")
+    group.add_argument("--smooth-min-cutoff", type=float, metavar="HZ",
+                       help="One-Euro cutoff of a still keypoint: lower removes more jitter and lags more "
+                       f"(default: {SMOOTHING_DEFAULTS['min_cutoff']}).")
+    group.add_argument("--smooth-beta", type=float, metavar="BETA",
+                       help="How fast the cutoff rises with a keypoint's speed in pixels per second: higher lags less "
+                       f"on moving keypoints (default: {SMOOTHING_DEFAULTS['beta']}).")
+    group.add_argument("--format", dest="formats", nargs="+", action="extend", choices=EXPORT_FORMAT_NAMES,
+                       default=[], metavar="FORMAT",
+                       help="Also write the tracks (needs --track) for movement, DeepLabCut and SLEAP: dlc-csv "
+                       "(VIDEO_tracks.csv), dlc-h5 (VIDEO_tracks.h5, needs PyTables) and slp (VIDEO_tracks.slp, needs "
+                       "sleap-io); one individual per track.")
 
 
 def _add_dataset_arguments(parser: argparse.ArgumentParser, *, required: bool, help: str) -> None:
@@ -145,6 +193,7 @@ def run_predict(args: argparse.Namespace) -> dict[str, Any]:
     paths = find_image_files(args.images, exclude=args.output)
     videos = [path for path in paths if is_video_file(path)]
     images = [path for path in paths if not is_video_file(path)]
+    tracking = video_tracking_options(args, has_videos=bool(videos))
     image_ids = None
     if args.dataset is not None and images:
         from .data.dataset_folder import dataset_image_ids
@@ -160,20 +209,43 @@ def run_predict(args: argparse.Namespace) -> dict[str, Any]:
                                     image_ids=image_ids)
         skipped = summary["num_skipped"]
         skipped = f"; skipped {skipped} unreadable file(s), see images.json" if skipped else ""
+        untracked = " (not tracked: tracking follows people through videos only)" if args.track else ""
         print(f"{summary['num_images']} images, {summary['num_people']} people -> "
-              f"{args.output / 'predictions.json'} and {summary['num_images']} pictures{skipped}")
+              f"{args.output / 'predictions.json'} and {summary['num_images']} pictures{skipped}{untracked}")
     if videos:
         summary.update(write_videos_predictions(estimator, videos, args.output,
-                                                keypoint_threshold=args.keypoint_threshold))
+                                                keypoint_threshold=args.keypoint_threshold, **tracking))
         print_video_summary(summary)
     return summary
+
+
+def video_tracking_options(args: argparse.Namespace, *, has_videos: bool) -> dict[str, Any]:
+    """The tracking keywords of `write_videos_predictions` from the command line; ValueError (exit 2, before the
+    model is loaded) for --track without a video and for options whose switch (--track, --smooth) is off."""
+    tracker_options = {name: value for name, value in (("max_age", args.max_age), ("min_similarity", args.min_oks))
+                       if value is not None}
+    smoother_options = {name: value for name, value in (("min_cutoff", args.smooth_min_cutoff),
+                                                         ("beta", args.smooth_beta)) if value is not None}
+    needs = [(args.smooth, "--smooth", "--track"), (args.formats, "--format", "--track"),
+             (tracker_options, "--max-age/--min-oks", "--track"),
+             (smoother_options, "--smooth-min-cutoff/--smooth-beta", "--smooth")]
+    for given, option, switch in needs:
+        if given and not getattr(args, switch.lstrip("-")):
+            raise ValueError(f"{option} needs {switch}.")
+    if args.track and not has_videos:
+        raise ValueError(f"--track: tracking follows people through the frames of a video, and {args.images} holds "
+                         f"no video (suffixes .mp4, .mov, .mkv, ...); leave --track out for photos.")
+    return {"track": args.track, "smooth": args.smooth, "export_formats": args.formats,
+            "tracker_options": tracker_options or None, "smoother_options": smoother_options or None}
 
 
 def print_video_summary(summary: dict[str, Any]) -> None:
     """One line per video written, one per video that failed."""
     for video in summary["videos"]:
-        print(f"{video['video']}: {video['num_frames']} frames, {video['num_people']} people -> "
-              f"{video['json']} and {video['poses_video']}")
+        tracks = "" if video.get("num_tracks") is None else f", {video['num_tracks']} tracks"
+        files = [video["json"], video["poses_video"], *video.get("exports", [])]
+        print(f"{video['video']}: {video['num_frames']} frames, {video['num_people']} people{tracks} -> "
+              f"{', '.join(files[:-1])} and {files[-1]}")
     for failed in summary["failed"]:
         print(f"failed: {failed['reason']}")
 

@@ -308,14 +308,19 @@ class PoseEstimator:
     def draw(
         self, image: ImageInput, people: Sequence[dict[str, Any]], keypoint_threshold: float = 0.3
     ) -> PIL.Image.Image:
-        """`image` with `people` (as returned by a call) drawn: limbs colored by body side, person scores."""
+        """`image` with `people` (as returned by a call) drawn: limbs colored by body side, person scores; people
+        that all carry a `track_id` (`semipose.video.track_people`) are drawn whole in their track's color."""
         picture = read_image(image)
-        keypoints = np.zeros((len(people), self.skeleton.num_keypoints, 3))
+        skeleton = self.skeleton
+        keypoints = np.zeros((len(people), skeleton.num_keypoints, 3))
         for index, person in enumerate(people):
             keypoints[index, :, :2] = to_decoded_pixels(torch.as_tensor(person["keypoints"]), picture).numpy()
             keypoints[index, :, 2] = person["keypoint_scores"]
         scores = [person["score"] for person in people]
-        return draw_people(picture, keypoints, self.skeleton, scores=scores, threshold=keypoint_threshold)
+        tracked = all("track_id" in person for person in people)
+        track_ids = [person["track_id"] for person in people] if tracked else None
+        return draw_people(picture, keypoints, skeleton, scores=scores, threshold=keypoint_threshold,
+                           track_ids=track_ids)
 
 
 # ---------------------------------------------------------------------------------------- pictures

@@ -2,7 +2,9 @@
 
 Shared by the command line, the trainer's logged samples, the README figures and the synthetic
 data's contact sheet, so every picture of the project colors bodies the same way: limbs of the
-person's left side orange, right side blue, center (head, torso) green.
+person's left side orange, right side blue, center (head, torso) green. People followed through a
+video (`semipose predict --track`) are drawn whole in their track's color instead (`track_color`),
+so that a person keeps one color from frame to frame.
 
 Shapes: M people, K keypoints. Keypoints are `(x, y, v)` in pixels of the image they are drawn on,
 integer coordinates at pixel centers (see `semipose.skeletons`); `v` is a visibility (0, 1, 2) or
@@ -38,6 +40,26 @@ SIDE_COLORS: dict[str, tuple[int, int, int]] = {
     "center": (60, 220, 60),
 }
 """Limb and keypoint color per body side (`Skeleton.side` / `Skeleton.limb_side`)."""
+TRACK_COLORS: tuple[tuple[int, int, int], ...] = (
+    (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200), (245, 130, 48),
+    (145, 30, 180), (70, 240, 240), (240, 50, 230), (210, 245, 60), (250, 190, 212),
+)
+"""The colors of tracked people, one per track id in turn (`track_color`): ten that stay apart from each other
+and from black and white backgrounds."""
+
+
+def track_color(track_id: int) -> tuple[int, int, int]:
+    """The color a track is drawn in: `TRACK_COLORS` indexed by the track id, repeating after ten ids.
+
+    Example:
+
+    ```python
+    >>> track_color(0), track_color(13) == track_color(3)
+    ((230, 25, 75), True)
+
+    ```
+    """
+    return TRACK_COLORS[track_id % len(TRACK_COLORS)]
 
 
 def draw_people(
@@ -47,8 +69,9 @@ def draw_people(
     scores: np.ndarray | Sequence[float] | None = None,
     threshold: float = 0.3,
     line_width: int | None = None,
+    track_ids: Sequence[int] | None = None,
 ) -> Image.Image:
-    """Draw each person's limbs and keypoints, colored by body side, on a copy of `image`.
+    """Draw each person's limbs and keypoints, colored by body side (or by track), on a copy of `image`.
 
     Args:
         image: the picture the keypoints belong to (any PIL mode; drawn on as RGB).
@@ -59,27 +82,36 @@ def draw_people(
         threshold: keypoints with `v <= threshold` are not drawn (0.3 hides unlabeled ground
             truth, `v = 0`, and low-confidence predictions).
         line_width: limb width in pixels; by default about 1/150 of the image's shorter side.
+        track_ids: optional `[M]` track ids (`semipose.tracking`): each person is drawn whole in
+            `track_color(track_id)`, and the label above it starts with `#<track id>` (`#3: 0.87`).
 
     Returns:
         A new RGB image.
     """
     keypoints = _check_keypoints(keypoints, skeleton)
-    if scores is not None and len(scores) != len(keypoints):
-        raise ValueError(
-            f"scores has {len(scores)} entries, expected one per person ({len(keypoints)})."
-        )
+    for name, values in (("scores", scores), ("track_ids", track_ids)):
+        if values is not None and len(values) != len(keypoints):
+            raise ValueError(f"{name} has {len(values)} entries, expected one per person ({len(keypoints)}).")
     canvas = image.convert("RGB")
     draw = ImageDraw.Draw(canvas)
     width = line_width or max(1, round(min(canvas.size) / 150))
     for person, points in enumerate(keypoints):
         shown = points[:, 2] > threshold
-        _draw_limbs(draw, points, shown, skeleton, width)
-        _draw_keypoints(draw, points, shown, skeleton, width)
-        if scores is not None and shown.any():
+        color = None if track_ids is None else track_color(int(track_ids[person]))
+        _draw_limbs(draw, points, shown, skeleton, width, color)
+        _draw_keypoints(draw, points, shown, skeleton, width, color)
+        label = _label(None if scores is None else scores[person], None if track_ids is None else track_ids[person])
+        if label and shown.any():
             x, y = points[shown, :2].min(axis=0)
-            draw.text((x, y - 11), f"{float(scores[person]):.2f}", fill=(255, 255, 255),
-                      font=ImageFont.load_default(), stroke_width=1, stroke_fill=(0, 0, 0))
+            draw.text((x, y - 11), label, fill=(255, 255, 255), font=ImageFont.load_default(), stroke_width=1,
+                      stroke_fill=(0, 0, 0))
     return canvas
+
+
+def _label(score: float | None, track_id: int | None) -> str:
+    """The text above a person: `#<track id>` and the score with two decimals (`#3: 0.87`), each when given."""
+    parts = ([] if track_id is None else [f"#{int(track_id)}"]) + ([] if score is None else [f"{float(score):.2f}"])
+    return ": ".join(parts)
 
 
 def make_grid(
@@ -134,19 +166,23 @@ def _check_keypoints(keypoints: np.ndarray | Sequence, skeleton: Skeleton) -> np
 
 
 def _draw_limbs(
-    draw: ImageDraw.ImageDraw, points: np.ndarray, shown: np.ndarray, skeleton: Skeleton, width: int
+    draw: ImageDraw.ImageDraw, points: np.ndarray, shown: np.ndarray, skeleton: Skeleton, width: int,
+    color: tuple[int, int, int] | None,
 ) -> None:
+    """The limbs whose two ends are shown, in `color`, or colored by body side when it is None."""
     for limb in skeleton.limbs:
         if shown[limb[0]] and shown[limb[1]]:
             ends = [tuple(points[k, :2]) for k in limb]
-            draw.line(ends, fill=SIDE_COLORS[skeleton.limb_side(limb)], width=width)
+            draw.line(ends, fill=color or SIDE_COLORS[skeleton.limb_side(limb)], width=width)
 
 
 def _draw_keypoints(
-    draw: ImageDraw.ImageDraw, points: np.ndarray, shown: np.ndarray, skeleton: Skeleton, width: int
+    draw: ImageDraw.ImageDraw, points: np.ndarray, shown: np.ndarray, skeleton: Skeleton, width: int,
+    color: tuple[int, int, int] | None,
 ) -> None:
+    """The shown keypoints as dots, in `color`, or colored by body side when it is None."""
     radius = width + 0.5
     for k in np.flatnonzero(shown):
         x, y = points[k, :2]
         draw.ellipse((x - radius, y - radius, x + radius, y + radius),
-                     fill=SIDE_COLORS[skeleton.side(k)], outline=(0, 0, 0) if width > 1 else None)
+                     fill=color or SIDE_COLORS[skeleton.side(k)], outline=(0, 0, 0) if width > 1 else None)

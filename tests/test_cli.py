@@ -211,6 +211,45 @@ def test_parser_takes_predictions_or_a_model_not_both():
     assert (args.threshold, args.keypoint_threshold, args.handler.__name__) == (0.0, 0.3, "run_predict")
 
 
+def test_predict_refuses_tracking_it_cannot_do_before_loading_the_model(tmp_path, capsys, photos_dir):
+    base = ["predict", photos_dir, "--model", tmp_path / "no-model", "--output", tmp_path / "out"]  # never loaded
+    refusals = [
+        (["--track"], f"--track: tracking follows people through the frames of a video, and {photos_dir} holds no "
+                      f"video (suffixes .mp4, .mov, .mkv, ...); leave --track out for photos."),
+        (["--smooth"], "--smooth needs --track."),
+        (["--format", "dlc-csv"], "--format needs --track."),
+        (["--max-age", "3"], "--max-age/--min-oks needs --track."),
+        (["--track", "--smooth-beta", "0.1"], "--smooth-min-cutoff/--smooth-beta needs --smooth."),
+    ]
+    for options, message in refusals:
+        status, _, err = run(base + options, capsys)
+        assert status == 2 and err == f"semipose predict: error: {message}\n", options
+    status, _, err = run(base + ["--track", "--format", "nwb"], capsys)
+    assert status == 2 and "argument --format: invalid choice: 'nwb'" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_tracking_options_parse_with_the_modules_defaults_in_the_help(capsys):
+    from semipose import cli, pose_exports, smoothing, tracking
+
+    assert cli.TRACKING_DEFAULTS == {"max_age": tracking.DEFAULT_MAX_AGE, "min_oks": tracking.DEFAULT_MIN_OKS}
+    assert cli.SMOOTHING_DEFAULTS == {"min_cutoff": smoothing.DEFAULT_MIN_CUTOFF, "beta": smoothing.DEFAULT_BETA}
+    assert cli.EXPORT_FORMAT_NAMES == tuple(pose_exports.EXPORT_FORMATS)
+    parser = build_parser()
+    args = parser.parse_args(["predict", "clip.mp4", "--model", "m", "--output", "out"])
+    assert (args.track, args.smooth, args.formats, args.max_age, args.min_oks, args.smooth_min_cutoff,
+            args.smooth_beta) == (False, False, [], None, None, None, None)
+    args = parser.parse_args(["predict", "clip.mp4", "--model", "m", "--output", "out", "--track", "--format", "slp",
+                              "dlc-csv", "--format", "dlc-h5", "--max-age", "4", "--min-oks", "0.5"])
+    assert (args.track, args.formats, args.max_age, args.min_oks) == (True, ["slp", "dlc-csv", "dlc-h5"], 4, 0.5)
+    status, out, _ = run(["predict", "--help"], capsys)
+    help_text = " ".join(out.split())
+    for fragment in ("matched again (default: 10)", "to join it (default: 0.3)", "lags more (default: 1.0)",
+                     "on moving keypoints (default: 0.05)", "Tracking needs a video: with only images it is refused; "
+                     "in a folder of images and videos only the videos are tracked"):
+        assert status == 0 and fragment in help_text
+
+
 # ------------------------------------------------------------------- rough edges of the CLI
 
 

@@ -1,14 +1,18 @@
 """Videos: frames, timestamps and people found where they were drawn; the drawn copy; broken and empty files;
-`semipose predict` on a video and on a folder of images and videos."""
+people tracked, smoothed and exported; `semipose predict` on a video and on a folder of images and videos."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
+import sys
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -18,13 +22,17 @@ from tiny_checkpoint import TEMPLATE_OFFSETS
 
 from semipose.inference import PoseEstimator
 from semipose.modeling import CenterOffsetConfig, CenterOffsetForPoseEstimation, PoseImageProcessor
+from semipose.smoothing import OneEuroFilter
 from semipose.video import (
     UnreadableVideoError,
+    VideoExportError,
     VideoReader,
     is_video_file,
     read_video_frames,
+    track_people,
     write_video_predictions,
 )
+from semipose.visualization import track_color
 
 WIDTH, HEIGHT, FPS = 128, 96, 10
 STRIDE, SCALE = 4, 0.5  # output stride; the image processor resizes 128 -> 64 (longest edge)
@@ -63,12 +71,14 @@ def spot_frame(centers) -> np.ndarray:
     return np.asarray(image)
 
 
-def write_video(path, frames: list[np.ndarray], options: dict | None = None) -> None:
-    """An H.264 video of `frames` at `FPS` frames per second, written with PyAV (not the code under test)."""
+def write_video(path, frames: list[np.ndarray], options: dict | None = None, lossless: bool = False) -> None:
+    """An H.264 video of `frames` at `FPS` frames per second, written with PyAV (not the code under test);
+    `lossless` (x264's qp 0) decodes equal frames to equal pixels."""
     with av.open(str(path), "w", options=options or {}) as container:
         stream = container.add_stream("libx264", rate=FPS)
         stream.height, stream.width = frames[0].shape[:2] if frames else (HEIGHT, WIDTH)
         stream.pix_fmt = "yuv420p"
+        stream.options = {"qp": "0"} if lossless else {}
         container.start_encoding()
         for frame in frames:
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
@@ -102,10 +112,12 @@ def test_reader_gives_every_frame_with_its_timestamp(spots_video):
 def test_video_predictions_find_people_where_they_were_drawn(tmp_path, spots_video, bright_spot_estimator):
     summary = write_video_predictions(bright_spot_estimator, spots_video, tmp_path, show_progress=False)
     record = json.loads((tmp_path / "walk.json").read_text())
-    assert summary == {"video": str(spots_video), "num_frames": 5, "num_people": 9, "json": str(tmp_path / "walk.json"),
-                       "poses_video": str(tmp_path / "walk_poses.mp4")}
+    assert summary == {"video": str(spots_video), "num_frames": 5, "num_people": 9, "num_tracks": None,
+                       "json": str(tmp_path / "walk.json"), "poses_video": str(tmp_path / "walk_poses.mp4"),
+                       "exports": []}
     assert (record["width"], record["height"], record["fps"], record["num_frames"]) == (WIDTH, HEIGHT, FPS, 5)
     assert record["skeleton"] == "coco" and len(record["keypoint_names"]) == 17 and record["error"] is None
+    assert record["tracking"] is None and record["smoothing"] is None
     assert [frame["frame_index"] for frame in record["frames"]] == [0, 1, 2, 3, 4]
     assert [frame["timestamp"] for frame in record["frames"]] == pytest.approx([0, 0.1, 0.2, 0.3, 0.4])
     for frame, centers in zip(record["frames"], SPOTS):
@@ -150,13 +162,16 @@ def test_truncated_video_keeps_the_frames_read_and_names_the_frame(tmp_path, bri
     (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])  # the index (moov) is at the front: frames go missing
     message = r"cut.mp4: truncated or corrupt video, it breaks off at frame"
     with pytest.raises(UnreadableVideoError, match=message) as error:
-        write_video_predictions(bright_spot_estimator, tmp_path / "cut.mp4", tmp_path / "out", show_progress=False)
-    read = error.value.frames_read
+        write_video_predictions(bright_spot_estimator, tmp_path / "cut.mp4", tmp_path / "out", show_progress=False,
+                                track=True, export_formats=["dlc-csv"])
+    read, out = error.value.frames_read, tmp_path / "out"
     assert 0 < read < 30 and f"at frame {read} of the 30 it declares" in str(error.value)
-    assert f"The {read} frames read are in {tmp_path / 'out' / 'cut.json'}" in str(error.value)
-    record = json.loads((tmp_path / "out" / "cut.json").read_text())
+    assert str(error.value).endswith(f"The {read} frames read are in {out / 'cut.json'}, {out / 'cut_poses.mp4'} "
+                                     f"and {out / 'cut_tracks.csv'}.")
+    record = json.loads((out / "cut.json").read_text())
     assert record["num_frames"] == len(record["frames"]) == read and "breaks off" in record["error"]
-    assert len(list(read_video_frames(tmp_path / "out" / "cut_poses.mp4"))) == read
+    assert len(list(read_video_frames(out / "cut_poses.mp4"))) == read
+    assert len((out / "cut_tracks.csv").read_text().splitlines()) == 4 + read  # four header rows, a row per frame
 
 
 def test_missing_empty_and_non_video_files_say_what_was_expected(tmp_path, bright_spot_estimator):
@@ -196,3 +211,216 @@ def test_predict_command_on_a_video_and_on_a_folder_of_images_and_videos(
 
     status, _, err = run(["predict", folder / "broken.mp4", "--model", checkpoint, "--output", tmp_path], capsys)
     assert status == 2 and "broken.mp4: not a readable video" in err
+
+
+# ------------------------------------------------------------------------- tracking, smoothing, exports
+
+WALKERS = [[0, 1], [0, 1], [0], [0, 1], [0, 1]]
+"""The track ids in each frame of `SPOTS`, people left to right: the one hidden in frame 2 keeps its id."""
+LOW_GATE = {"min_similarity": 0.1}
+"""The found people jump a whole heatmap cell (8 frame pixels, a seventh of the figure's height) a frame, which the
+default OKS gate (0.3) takes for someone else while a track's velocity is unknown; a gate of 0.1 follows them."""
+
+
+def ids_left_to_right(frames) -> list[list[int]]:
+    return [[person["track_id"] for person in sorted(frame["people"], key=lambda person: person["keypoints"][0][0])]
+            for frame in frames]
+
+
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory, spots_video, bright_spot_estimator) -> dict[bool, tuple[dict, dict]]:
+    """walk.mp4 tracked (False) and tracked and smoothed (True): the summary and the json of each."""
+    results = {}
+    for smooth in (False, True):
+        summary = write_video_predictions(bright_spot_estimator, spots_video, tmp_path_factory.mktemp("tracked"),
+                                          track=True, smooth=smooth, tracker_options=LOW_GATE, show_progress=False)
+        results[smooth] = summary, json.loads(open(summary["json"]).read())
+    return results
+
+
+def test_tracking_gives_every_person_an_id_kept_through_a_hidden_frame(
+    tmp_path, tracked, spots_video, bright_spot_estimator
+):
+    summary, record = tracked[False]
+    assert ids_left_to_right(record["frames"]) == WALKERS and summary["num_tracks"] == 2
+    assert record["tracking"] == {"max_age": 10, "min_oks": 0.1, "keypoint_threshold": 0.3}
+    assert record["smoothing"] is None and summary["exports"] == []
+    write_video_predictions(bright_spot_estimator, spots_video, tmp_path, show_progress=False)
+    untracked = json.loads((tmp_path / "walk.json").read_text())["frames"]
+    for frame, plain in zip(record["frames"], untracked):  # the same people, each with its id first
+        assert [list(person)[0] for person in frame["people"]] == ["track_id"] * len(plain["people"])
+        assert [{key: person[key] for key in plain["people"][0]} for person in frame["people"]] == plain["people"]
+    assert all("track_id" not in person for frame in untracked for person in frame["people"])
+
+
+def test_smoothing_keeps_each_tracks_first_pose_and_filters_the_next(tracked):
+    (_, raw), (_, smoothed) = tracked[False], tracked[True]
+    assert smoothed["smoothing"] == {"min_cutoff": 1.0, "beta": 0.05, "d_cutoff": 1.0}
+    assert ids_left_to_right(smoothed["frames"]) == WALKERS and smoothed["frames"][0] == raw["frames"][0]
+    filters = {}  # One-Euro filters of the module's defaults, one per track, at the frames' timestamps
+    for raw_frame, frame in zip(raw["frames"], smoothed["frames"]):
+        for raw_person, person in zip(raw_frame["people"], frame["people"], strict=True):
+            one_euro = filters.setdefault(person["track_id"], OneEuroFilter(min_cutoff=1.0, beta=0.05))
+            expected = one_euro(raw_person["keypoints"], raw_frame["timestamp"])
+            np.testing.assert_allclose(person["keypoints"], expected, atol=0.011)  # both rounded to 0.01
+            assert {**person, "keypoints": None} == {**raw_person, "keypoints": None}
+    moved = np.subtract(smoothed["frames"][1]["people"][0]["keypoints"], raw["frames"][1]["people"][0]["keypoints"])
+    assert np.abs(moved).max() > 1  # the smoothed pose trails the found one
+
+
+def test_the_poses_video_draws_each_track_in_its_color(tracked, spots_video, bright_spot_estimator):
+    summary, record = tracked[False]
+    frame, drawn = next(read_video_frames(spots_video)), next(read_video_frames(summary["poses_video"]))
+    people = record["frames"][0]["people"]
+    by_track = np.asarray(bright_spot_estimator.draw(frame.image, people), dtype=float)
+    untracked = [{key: value for key, value in person.items() if key != "track_id"} for person in people]
+    by_side = np.asarray(bright_spot_estimator.draw(frame.image, untracked), dtype=float)
+    differ, got = (by_track != by_side).any(axis=-1), np.asarray(drawn.image, dtype=float)
+    assert differ.sum() > 100 and track_color(0) != track_color(1)
+    # H.264 blurs the thin lines, yet the drawn frame is far closer to the colors by track than by side
+    assert np.abs(got - by_track)[differ].mean() < 0.5 * np.abs(got - by_side)[differ].mean()
+
+
+def test_track_people_follows_people_through_arrays_and_images(bright_spot_estimator):
+    arrays = [spot_frame(centers) for centers in SPOTS]
+    for frames in (arrays, [Image.fromarray(array) for array in arrays]):
+        results = list(track_people(bright_spot_estimator, frames, fps=FPS, tracker_options=LOW_GATE))
+        assert [frame.index for frame, _ in results] == [0, 1, 2, 3, 4]
+        assert [frame.timestamp for frame, _ in results] == pytest.approx([0, 0.1, 0.2, 0.3, 0.4])
+        assert ids_left_to_right([{"people": people} for _, people in results]) == WALKERS
+        for (_, people), centers in zip(results, SPOTS):
+            people = sorted(people, key=lambda person: person["keypoints"][0][0])
+            for person, center in zip(people, sorted(centers), strict=True):
+                np.testing.assert_allclose(person["keypoints"], expected_keypoints(center), atol=4)
+    with pytest.raises(ValueError, match="max_age must be an integer >= 0"):
+        track_people(bright_spot_estimator, arrays, tracker_options={"max_age": -1})  # at once, before any frame
+    with pytest.raises(ValueError, match=r"frames\[1\]: expected a Frame, a PIL image or a uint8 array of shape "
+                                         r"\(H, W, 3\) or \(H, W\), got an array of shape \(4, 4\) and dtype float64"):
+        list(track_people(bright_spot_estimator, [arrays[0], np.zeros((4, 4))]))
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, spots_video, bright_spot_estimator) -> tuple[dict, dict]:
+    """walk.mp4 tracked and written in every format whose library is installed: the summary and the json."""
+    libraries = {"dlc-h5": "tables", "slp": "sleap_io"}  # slp twice: written once
+    formats = [name for name in ("slp", "dlc-csv", "dlc-h5", "slp") if name not in libraries
+               or importlib.util.find_spec(libraries[name])]
+    summary = write_video_predictions(bright_spot_estimator, spots_video, tmp_path_factory.mktemp("exported"),
+                                      track=True, tracker_options=LOW_GATE, export_formats=formats,
+                                      show_progress=False)
+    return summary, json.loads(open(summary["json"]).read())
+
+
+def exported_file(summary: dict, suffix: str):
+    """The export ending in `suffix`; a skip saying which library is missing when it was not written."""
+    files = [Path(file) for file in summary["exports"] if file.endswith(suffix)]
+    if not files:
+        pytest.skip(f"the {suffix} export needs {'sleap-io' if suffix == '.slp' else 'PyTables'} (semipose[export])")
+    return files[0]
+
+
+def track_keypoints(record: dict) -> np.ndarray:
+    """`(T, N, K, 2)` keypoints of the json, track n in column n, NaN where it has no person."""
+    keypoints = np.full((record["num_frames"], 2, 17, 2), np.nan)
+    for t, frame in enumerate(record["frames"]):
+        for person in frame["people"]:
+            keypoints[t, person["track_id"]] = person["keypoints"]
+    return keypoints
+
+
+def test_exports_are_written_beside_the_json_as_each_format_asks(exported):
+    summary, record = exported
+    folder = Path(summary["json"]).parent
+    assert [Path(file).name for file in summary["exports"]] == [
+        name for name in ("walk_tracks.slp", "walk_tracks.csv", "walk_tracks.h5") if folder.joinpath(name).exists()]
+    assert "walk_tracks.csv" in [Path(file).name for file in summary["exports"]]  # each format once
+    table = pd.read_csv(folder / "walk_tracks.csv", header=[0, 1, 2, 3], index_col=0)
+    nose = track_keypoints(record)[:, :, 0]
+    for n, track in enumerate(("track_0", "track_1")):
+        np.testing.assert_array_equal(table["semipose", track, "nose", "x"], nose[:, n, 0])
+        np.testing.assert_array_equal(table["semipose", track, "nose", "y"], nose[:, n, 1])
+
+
+def test_sleap_io_reads_the_exported_tracks(exported):
+    summary, record = exported
+    sio = pytest.importorskip("sleap_io", reason="the .slp export needs the optional extra semipose[sleap]")
+    labels = sio.load_slp(str(exported_file(summary, ".slp")))
+    assert [track.name for track in labels.tracks] == ["track_0", "track_1"] and len(labels.labeled_frames) == 5
+    assert [len(frame.instances) for frame in labels.labeled_frames] == [2, 2, 1, 2, 2]
+    assert labels.skeletons[0].node_names == record["keypoint_names"]
+    np.testing.assert_allclose(labels.numpy(), track_keypoints(record), rtol=1e-6)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".h5"])
+def test_movement_reads_the_exported_tracks(exported, suffix):
+    summary, record = exported
+    load_poses = pytest.importorskip("movement.io.load_poses", reason="movement (dev extra, Python 3.11+) is the "
+                                                                      "reader the exports are made for")
+    dataset = load_poses.from_file(exported_file(summary, suffix), source_software="DeepLabCut", fps=FPS)
+    assert dataset.individuals.values.tolist() == ["track_0", "track_1"]
+    assert dataset.keypoints.values.tolist() == record["keypoint_names"]
+    np.testing.assert_array_equal(dataset.position.values, track_keypoints(record).transpose(0, 3, 2, 1))
+
+
+def test_an_export_that_fails_keeps_the_json_and_the_drawn_video(tmp_path, bright_spot_estimator):
+    write_video(tmp_path / "dark.mp4", [spot_frame([])] * 3)  # nobody in it: no track to export
+    out = tmp_path / "out"
+    with pytest.raises(VideoExportError) as error:
+        write_video_predictions(bright_spot_estimator, tmp_path / "dark.mp4", out, track=True,
+                                export_formats=["dlc-csv"], show_progress=False)
+    assert str(error.value).startswith(f"{out / 'dark_tracks.csv'}: no tracks to export (no person tracked in any of "
+                                       f"the 3 frames); expected at least one track. The 3 frames are in "
+                                       f"{out / 'dark.json'} and {out / 'dark_poses.mp4'}; export them again")
+    assert json.loads((out / "dark.json").read_text())["num_frames"] == 3
+    assert len(list(read_video_frames(out / "dark_poses.mp4"))) == 3 and not (out / "dark_tracks.csv").exists()
+
+
+def test_a_missing_export_library_stops_before_the_video_is_read(tmp_path, spots_video, bright_spot_estimator,
+                                                                 monkeypatch):
+    monkeypatch.setitem(sys.modules, "tables", None)  # `import tables` raises ImportError
+    with pytest.raises(ImportError, match=r"\.h5 tables needs PyTables: pip install 'semipose\[export\]'"):
+        write_video_predictions(bright_spot_estimator, spots_video, tmp_path / "out", track=True,
+                                export_formats=["dlc-h5"], show_progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"smooth": True}, "smooth=True: the One-Euro filter smooths each track's keypoints; expected track=True"),
+    ({"export_formats": ["dlc-csv"]},
+     r"export formats \['dlc-csv'\]: the exported files hold one individual per track; expected track=True"),
+    ({"track": True, "export_formats": ["dlc-csv", "nwb"]},
+     r"export formats \['nwb'\]: unknown; expected some of \['dlc-csv', 'dlc-h5', 'slp'\]"),
+    ({"track": True, "smoother_options": {"beta": 0.1}},
+     r"smoother_options \{'beta': 0.1\}: they set the smoothing, which is off; expected smooth=True with them"),
+    ({"track": True, "tracker_options": {"max_age": -1}}, "max_age must be an integer >= 0"),
+], ids=["smooth untracked", "export untracked", "unknown format", "smoother options unsmoothed", "bad max_age"])
+def test_options_that_cannot_work_are_refused_before_anything_is_written(
+    tmp_path, spots_video, bright_spot_estimator, options, message
+):
+    with pytest.raises(ValueError, match=message):
+        write_video_predictions(bright_spot_estimator, spots_video, tmp_path / "out", show_progress=False, **options)
+    assert not (tmp_path / "out").exists()
+
+
+def test_predict_command_tracks_the_videos_of_a_folder_with_ids_stable_in_a_still_scene(
+    tmp_path, capsys, checkpoint, coco_fixture_dir
+):
+    folder, out = tmp_path / "mixed", tmp_path / "out"
+    folder.mkdir()
+    write_video(folder / "still.mp4", [spot_frame(SPOTS[0])] * 4, lossless=True)  # four equal frames
+    shutil.copy(next(coco_fixture_dir.glob("*.jpg")), folder / "photo.jpg")
+    status, printed, _ = run(["predict", folder, "--model", checkpoint, "--output", out, "--track", "--max-age", 3,
+                              "--min-oks", 0.5, "--smooth", "--smooth-beta", 0.1, "--format", "dlc-csv"], capsys)
+    assert status == 0
+    record = json.loads((out / "still.json").read_text())
+    first = record["frames"][0]["people"]
+    assert len(first) > 1 and [person["track_id"] for person in first] == list(range(len(first)))
+    assert all(frame["people"] == first for frame in record["frames"])  # the same ids, the still poses unchanged
+    assert record["tracking"] == {"max_age": 3, "min_oks": 0.5, "keypoint_threshold": 0.3}
+    assert record["smoothing"] == {"min_cutoff": 1.0, "beta": 0.1, "d_cutoff": 1.0}
+    lines = printed.strip().splitlines()
+    assert lines[0].endswith("1 pictures (not tracked: tracking follows people through videos only)")
+    assert lines[1] == (f"{folder / 'still.mp4'}: 4 frames, {4 * len(first)} people, {len(first)} tracks -> "
+                        f"{out / 'still.json'}, {out / 'still_poses.mp4'} and {out / 'still_tracks.csv'}")
+    predictions = json.loads((out / "predictions.json").read_text())
+    assert predictions and all("track_id" not in result for result in predictions)
