@@ -347,6 +347,14 @@ def import_sleap_io() -> ModuleType:
     return sleap_io
 
 
+def check_export_library(format: str) -> None:
+    """ImportError, saying how to install it, when the library that writes `format` is missing."""
+    if format == "slp":
+        import_sleap_io()
+    elif format == "dlc-h5":
+        _import_tables()
+
+
 def _import_tables() -> None:
     try:
         import tables  # noqa: F401

@@ -50,7 +50,7 @@ from tqdm.auto import tqdm
 from .data.folder_files import relative_stems
 from .inference import PoseEstimator, to_rgb
 from .modeling.pipeline_pose_estimation import person_dicts
-from .pose_exports import EXPORT_FORMATS, _import_tables, export_poses, import_sleap_io, tracked_poses_from_frames
+from .pose_exports import EXPORT_FORMATS, check_export_library, export_poses, tracked_poses_from_frames
 from .skeletons import Skeleton
 from .smoothing import PoseSmoother
 from .tracking import PoseTracker
@@ -425,10 +425,8 @@ def _checked_export_formats(export_formats: Sequence[str], track: bool) -> list[
     if formats and not track:
         raise ValueError(f"export formats {formats}: the exported files hold one individual per track; expected "
                          f"track=True with them.")
-    if "slp" in formats:
-        import_sleap_io()
-    if "dlc-h5" in formats:
-        _import_tables()
+    for format in formats:
+        check_export_library(format)
     return formats
 
 
