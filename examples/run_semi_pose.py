@@ -72,9 +72,24 @@ def main() -> None:
         card = write_model_card(output_dir, final_model.config, summary)
         drawn_rows = [{"image": image} for image in drawn_validation_images]
         save_prediction_grid(output_dir / "predictions.png", final_model, image_processor, drawn_rows, data.skeleton)
-        logger.info("Saved the %s to %s: %s", choice, output_dir, json.dumps(metrics))
+        logger.info("Saved the %s to %s. At step %d: %s", choice, output_dir, metrics["eval_step"],
+                    metrics_by_network(metrics))
         if training_args.push_to_hub:
             push_final_model(training_args, final_model, image_processor, card, choice)
+
+
+def metrics_by_network(metrics: dict[str, float]) -> str:
+    """The final metrics in one line that names each number's network: `eval_X` is the student's X,
+    `eval_teacher_X` the teacher's and `eval_pseudo_X` that of the teacher's pseudo labels."""
+    named = {"student": {}, "teacher": {}, "pseudo labels": {}}
+    for name, value in metrics.items():
+        if name.startswith("eval_teacher_"):
+            named["teacher"][name.removeprefix("eval_teacher_")] = value
+        elif name.startswith("eval_pseudo_"):
+            named["pseudo labels"][name.removeprefix("eval_pseudo_")] = value
+        elif name.startswith("eval_") and name != "eval_step":
+            named["student"][name.removeprefix("eval_")] = value
+    return "; ".join(f"{network} {json.dumps(values)}" for network, values in named.items() if values)
 
 
 def push_final_model(training_args, final_model, image_processor, card: Path, choice: str) -> None:

@@ -100,7 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """How to run a model: batch size, flip test, device."""
-    parser.add_argument("--batch-size", type=int, default=8, help="Images per forward pass (default: 8).")
+    parser.add_argument("--batch-size", type=int, default=8,
+                        help="Images read and prepared at a time (default: 8); each runs through the network alone.")
     parser.add_argument(
         "--flip-test", action=argparse.BooleanOptionalAction, default=None,
         help="Also run mirrored images and average (default: the model config's flip_test).",

@@ -192,8 +192,8 @@ def predict_people(
 ) -> list[dict[str, torch.Tensor]]:
     """People per image: `keypoints [M, K, 2]`, `keypoint_scores [M, K]`, `scores [M]` in original pixels.
 
-    One forward pass over all `images` (any sizes and modes; see `to_rgb`) through `estimate_people`, the path the
-    trainer's evaluation runs too: flip test per `flip_test` (None = the model config's), the model's own decoder,
+    The images (any sizes and modes; see `to_rgb`) through `estimate_people`, each alone, the path the trainer's
+    evaluation runs too: flip test per `flip_test` (None = the model config's), the model's own decoder,
     keypoints clipped into their image, float tensors on the CPU.
     """
     images = [to_rgb(image) for image in images]

@@ -278,9 +278,11 @@ def decode_center_offset(
     places the joint; searched in a window around each keypoint, `_snap_to_peaks`; on the main job's
     validation it raises AP from .096 to .188, `benchmarks/results/diagnose_pseudo_people.md`); keypoint
     scores = bilinear heatmap values at the final positions; person score = center score * mean
-    keypoint score; pose NMS drops a person when at least `pose_nms_threshold`
-    of its keypoints lie within `pose_nms_distance` times the diagonal of the keypoint box of a
-    better-scored kept person from that person's (DEKR's rule: 0.05 and more than 8 of 17).
+    keypoint score, at least 0 (a regression network's heatmaps dip below 0, and a negative score would
+    fall under the person threshold 0 that keeps every decoded person); pose NMS drops a person when at
+    least `pose_nms_threshold` of its keypoints lie within `pose_nms_distance` times the diagonal of the
+    keypoint box of a better-scored kept person from that person's (DEKR's rule: 0.05 and more than 8 of
+    17). People with equal scores keep their center ranking.
 
     Args:
         heatmaps (`torch.Tensor` of shape `(B, K, h, w)`).
@@ -303,9 +305,9 @@ def decode_center_offset(
     if refine:
         keypoints = _snap_to_peaks(heatmaps, keypoints, nms_kernel, refine_radius)
     keypoint_scores = sample_heatmaps(heatmaps, keypoints)
-    scores = center_scores * ordered_mean(keypoint_scores, dim=2)
+    scores = center_scores * ordered_mean(keypoint_scores, dim=2).clamp_min(0)
     keep = _pose_nms(keypoints, scores, center_scores > center_threshold, pose_nms_threshold, pose_nms_distance)
-    order = scores.masked_fill(~keep, -1.0).argsort(dim=1, descending=True)
+    order = scores.masked_fill(~keep, -1.0).argsort(dim=1, descending=True, stable=True)
     mask = _ranked(keep, order, num_centers)
     return DecodedPoses(
         keypoints=heatmap_to_input(_ranked(keypoints, order, num_centers), stride) * mask[..., None, None],
@@ -394,7 +396,7 @@ def _pose_nms(
     radius = distance * diagonal.clamp_min(1)  # [B, N]
     joint_distance = (keypoints.unsqueeze(2) - keypoints.unsqueeze(1)).norm(dim=-1)  # [B, N, N, K]
     close = (joint_distance < radius[:, :, None, None]).float().mean(dim=-1) >= threshold
-    order = scores.masked_fill(~candidates, -1.0).argsort(dim=1, descending=True)
+    order = scores.masked_fill(~candidates, -1.0).argsort(dim=1, descending=True, stable=True)
     close = close.gather(1, order.unsqueeze(-1).expand_as(close)).gather(2, order.unsqueeze(1).expand_as(close))
     ranked_candidates = candidates.gather(1, order)
     num_people = ranked_candidates.shape[1]

@@ -128,6 +128,15 @@ class PoseImageProcessor(TorchvisionBackend):
             processed = pad_to_multiple(processed, size_divisor)
         return BatchFeature(data={"pixel_values": processed}, tensor_type=return_tensors)
 
+    def padded_input_size(self, image_size: tuple[int, int]) -> tuple[int, int]:
+        """`(H, W)` of the input this processor makes of an image of `image_size = (height, width)` on its own:
+        placed, then padded up to `size_divisor` (in a batch, padding reaches the batch's largest image)."""
+        height, width = _placement(image_size, self.size.longest_edge, self.do_resize)[2]
+        if not self.do_pad:
+            return height, width
+        return (math.ceil(height / self.size_divisor) * self.size_divisor,
+                math.ceil(width / self.size_divisor) * self.size_divisor)
+
     def decode(self, outputs: ModelOutput, **decode_kwargs) -> DecodedPoses:
         """Decode raw model outputs with the family's decoder (chosen by the output's fields).
 

@@ -202,8 +202,12 @@ def estimate_people(
     """The one path from model inputs to people: the trainer's evaluation, `PoseEstimator` (so `semipose predict`
     and `semipose evaluate --model`) and the pipeline all run it, so the same weights score the same everywhere.
 
-    One forward pass (mirrored too when `flip_test`, None = the model config's `flip_test`), the model's decoder
-    with its config settings, the inverse of the image processor's placement, keypoints clipped into their image.
+    Per image, alone: the network on the input the image processor makes of it alone (the batch's extra padding
+    cut off; mirrored too when `flip_test`, None = the model config's `flip_test`), the model's decoder with its
+    config settings, the inverse of the image processor's placement, keypoints clipped into their image. A
+    batch would change an image's maps in the last bits (convolution kernels are chosen by batch size and
+    thread count; padding reaches into the maps), and peak snapping and ranking carry such bits into the people,
+    so the batch size, the thread count and an image's batch-mates would change the AP.
 
     Args:
         pixel_values (`torch.Tensor` of shape `(B, 3, H, W)`): the image processor's output for the images.
@@ -215,13 +219,14 @@ def estimate_people(
         Per image, float CPU tensors `keypoints [M, K, 2]` (image pixels), `keypoint_scores [M, K]`, `scores [M]`.
     """
     flip_test = model.config.flip_test if flip_test is None else flip_test
-    outputs = model(pixel_values=pixel_values, flip_test=flip_test)
     image_sizes = [(int(height), int(width)) for height, width in image_sizes]
-    people = image_processor.post_process_pose_estimation(model.decode(outputs), target_sizes=image_sizes)
-    return [
-        clip_to_image({name: value.float().cpu() for name, value in found.items()}, (width, height))
-        for found, (height, width) in zip(people, clip_sizes or image_sizes)
-    ]
+    people = []
+    for pixels, size, (height, width) in zip(pixel_values, image_sizes, clip_sizes or image_sizes):
+        input_height, input_width = image_processor.padded_input_size(size)
+        outputs = model(pixel_values=pixels[None, :, :input_height, :input_width], flip_test=flip_test)
+        found = image_processor.post_process_pose_estimation(model.decode(outputs), target_sizes=[size])[0]
+        people.append(clip_to_image({name: value.float().cpu() for name, value in found.items()}, (width, height)))
+    return people
 
 
 def person_dicts(people: dict[str, torch.Tensor]) -> list[dict[str, Any]]:

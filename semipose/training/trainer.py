@@ -35,6 +35,7 @@ trainer.evaluate()["eval_AP"]
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -346,7 +347,7 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
             with _no_transformers_progress_bars():
                 super()._save_checkpoint(model, trial)
                 if self.teacher is not None and self.args.should_save:
-                    self.teacher.save_pretrained(os.path.join(folder, TEACHER_DIR))
+                    self._save_teacher(os.path.join(folder, TEACHER_DIR))
         finally:
             self.args.save_total_limit = limit
         self.accelerator.wait_for_everyone()  # every rank's RNG state is on disk
@@ -355,6 +356,13 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
             mark_checkpoint_complete(folder, record)
             rotate_complete_checkpoints(run_dir, limit, keep=(folder, self.state.best_model_checkpoint))
             rotate_predictions(self.args.output_dir)
+
+    def _save_teacher(self, folder: str) -> None:
+        """The teacher as a model folder of its own, with the image processor as beside the student, so that
+        `semipose evaluate --model checkpoint-N/teacher` and `from_pretrained` take it."""
+        self.teacher.save_pretrained(folder)
+        if self.processing_class is not None:
+            self.processing_class.save_pretrained(folder)
 
     def _load_from_checkpoint(self, resume_from_checkpoint: str, model=None) -> None:
         super()._load_from_checkpoint(resume_from_checkpoint, model)
@@ -442,20 +450,18 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
         """Image ids and their people from `estimate_people` (the path `PoseEstimator` runs: flip test per the model
         config, original pixels clipped into the image, on the CPU), all ranks.
 
-        Outside the accelerator's autocast: a bf16 training run is scored in fp32, as its saved model runs
-        everywhere else, so `eval_AP` is the AP users get (under autocast, a memorised model scored 0.395 here
-        and 0.358 through `semipose evaluate --model`)."""
+        The network is scored as saved (`network_as_saved`): in fp32 and the default memory format, as
+        `from_pretrained` loads it everywhere else, so `eval_AP` is the AP users get (under autocast, a memorised
+        model scored 0.395 here and 0.358 through `semipose evaluate --model`)."""
         loader = self._evaluation_loader(dataset)
-        was_training = model.training
-        model.eval()
+        network = network_as_saved(model)
         found = []
         for batch in loader:
             sizes = batch["target_sizes"].tolist()
-            results = estimate_people(model, self.processing_class, batch["pixel_values"], sizes)
+            results = estimate_people(network, self.processing_class, batch["pixel_values"], sizes)
             batch_found = list(zip(batch["image_ids"].tolist(), results))
             # per batch, so the padding that evens out the last batch across ranks is dropped
             found.extend(self.accelerator.gather_for_metrics(batch_found, use_gather_object=True))
-        model.train(was_training)
         return [image_id for image_id, _ in found], [people for _, people in found]
 
     def _evaluation_loader(self, dataset) -> DataLoader:
@@ -491,6 +497,30 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
         if choice == "teacher" and self.teacher is None:
             raise ValueError("final_model='teacher' but no teacher exists (supervised mode, or burn-in not over).")
         return choice, (self.teacher if choice == "teacher" else student)
+
+
+def network_as_saved(model: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `model` in eval mode that computes, to the last bit, what its saved weights compute once loaded.
+
+    Two things the trainer gives a network are not saved with it, and both change its outputs, at least in the
+    last bits, which the decoder's peak snapping and person ranking carry into the AP: the channels_last memory
+    format (`--channels_last`: the convolutions run other kernels), and accelerate's autocast wrapper around a
+    mixed-precision run's `forward` (bf16), an instance attribute that `unwrap_model` keeps and a deep copy such
+    as the teacher inherits.
+
+    Example:
+
+    ```python
+    >>> network = torch.nn.Conv2d(3, 4, 3).to(memory_format=torch.channels_last)
+    >>> network_as_saved(network).weight.is_contiguous(), network.weight.is_contiguous()
+    (True, False)
+
+    ```
+    """
+    network = copy.deepcopy(model)
+    for wrapper in ("forward", "_original_forward"):  # the class's own forward, as after from_pretrained
+        network.__dict__.pop(wrapper, None)
+    return network.to(memory_format=torch.contiguous_format).eval()
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from semipose.modeling.codec_center_offset import (
     encode_center_offset_targets,
 )
 from semipose.modeling.codec_common import heatmap_nms, refine_peaks, sample_heatmaps, topk_peaks
+from semipose.modeling.pipeline_pose_estimation import keep_confident
 
 # One person, K = 3, stride 1 on a 16 x 16 map: center (6, 5) = mean of the labeled keypoints.
 PERSON = torch.tensor([[[[4.0, 4.0, 2.0], [8.0, 6.0, 1.0], [0.0, 0.0, 0.0]]]])
@@ -231,6 +232,28 @@ def test_batched_decode_matches_per_image_decode():
     assert batched.mask[1].sum() == 0 and batched.mask[0].sum() == 2
     torch.testing.assert_close(batched.keypoints[:1], single.keypoints)
     torch.testing.assert_close(batched.scores[:1], single.scores)
+
+
+def test_an_image_decodes_to_the_same_bits_alone_and_beside_a_busier_image():
+    """torch's mean picks its summation order by shape and strides: beside an image with more centers above the
+    threshold (so more candidate rows), a person's score came out one bit off before `ordered_mean`."""
+    generator = torch.Generator().manual_seed(17)
+    heatmaps = torch.rand(2, 14, 16, 16, generator=generator)
+    center_heatmap = torch.rand(2, 1, 16, 16, generator=generator) * torch.tensor([0.12, 1.0]).view(2, 1, 1, 1)
+    offsets = torch.randn(2, 28, 16, 16, generator=generator)
+    batched = decode_center_offset(heatmaps, center_heatmap, offsets, stride=4).to_list()
+    for image, people in enumerate(batched):
+        maps = (heatmaps[image : image + 1], center_heatmap[image : image + 1], offsets[image : image + 1])
+        alone = decode_center_offset(*maps, stride=4).to_list()[0]
+        assert {name: torch.equal(value, alone[name]) for name, value in people.items()} == dict.fromkeys(people, True)
+    assert [len(people["scores"]) for people in batched] == [7, 8]
+
+
+def test_a_person_on_negative_heatmap_values_scores_zero_and_passes_the_zero_threshold():
+    heatmaps, center_heatmap, offsets = ideal_outputs(encode(PERSON))
+    poses = decode_center_offset(heatmaps - 2.0, center_heatmap, offsets, stride=1)
+    assert poses.keypoint_scores[0, 0].max() < 0 and poses.scores[0].tolist()[:1] == [0.0]
+    assert keep_confident(poses.to_list()[0], threshold=0.0)["scores"].tolist() == [0.0]  # `semipose evaluate` keeps it
 
 
 def test_empty_batch_slice_gives_zero_losses_and_no_people():

@@ -175,3 +175,20 @@ def test_person_dicts_are_the_form_coco_results_are_made_of():
     ]
     with pytest.raises(ValueError, match=r"image_ids: expected 2 ids \(one per prediction\), got 1"):
         to_coco_results([people, nobody], image_ids=[785])
+
+
+def test_an_images_people_do_not_depend_on_the_batch_it_runs_in(checkpoint, photos):
+    """`estimate_people` runs each image alone: in a batch of four photos of four heights (so padded beyond its
+    own input) and with two torch threads, each photo keeps the people it has alone, on one thread, to the bit."""
+    images = [Image.open(path).convert("RGB") for path in photos]
+    ids = list(range(len(images)))
+    alone = to_coco_results(PoseEstimator.from_pretrained(checkpoint, device="cpu", batch_size=1).predict(images), ids)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        estimator = PoseEstimator.from_pretrained(checkpoint, device="cpu", batch_size=len(images))
+        batched = to_coco_results(estimator.predict(images), ids)
+    finally:
+        torch.set_num_threads(threads)
+    assert len({image.height for image in images}) == 4 and threads == 1
+    assert batched == alone and len(alone) > 0

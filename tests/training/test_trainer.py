@@ -1,3 +1,4 @@
+import json
 import logging
 import math
 
@@ -6,9 +7,18 @@ import torch
 from tiny_training import make_trainer
 from transformers import TrainerCallback
 
+from semipose.cli import build_parser
+from semipose.cli import main as semipose_cli
+from semipose.data.dataset_folder import load_pose_dataset
 from semipose.data.unreadable import UNREADABLE_KEY
+from semipose.inference import PoseEstimator
 from semipose.modeling import MODEL_FAMILIES as FAMILIES
-from semipose.modeling import AssociativeEmbeddingConfig, AssociativeEmbeddingForPoseEstimation, PoseImageProcessor
+from semipose.modeling import (
+    AssociativeEmbeddingConfig,
+    AssociativeEmbeddingForPoseEstimation,
+    PoseImageProcessor,
+    to_coco_results,
+)
 from semipose.training import SemiPoseTrainer, SemiPoseTrainingArguments
 from semipose.training.ema import build_teacher
 
@@ -190,3 +200,36 @@ def test_the_final_evaluation_reuses_the_training_loops_last_one(tiny_dataset_di
     trainer.teacher = build_teacher(trainer.model)  # another teacher: evaluated afresh
     trainer.evaluate()
     assert len(calls) == 2
+
+
+def test_a_run_reports_what_semipose_evaluate_scores_on_the_networks_it_saved(tiny_dataset_dir, tmp_path):
+    """The main job's numerics in training (channels_last, bf16 autocast, one torch thread, its own evaluation batch
+    size); `semipose evaluate --model` on the student and on the teacher of the checkpoint (`checkpoint-N/teacher`
+    holds the image processor too; fresh fp32 contiguous networks, two threads, the CLI's batch size) finds the
+    same people, to the bit, and the same metrics."""
+    trainer = make_trainer(tiny_dataset_dir, tmp_path, max_steps=2, burn_in_steps=1, channels_last=True, bf16=True,
+                           torch_threads="1", per_device_eval_batch_size=3, eval_strategy="steps", eval_steps=2,
+                           save_strategy="steps", save_steps=2)
+    with torch.no_grad():
+        trainer.model.heatmap_head[-1].bias += 0.5  # centers above threshold: the barely trained nets find people
+    trainer.train()
+    reported = [entry for entry in trainer.state.log_history if "eval_AP" in entry][-1]
+    saved = {"eval_": tmp_path / "checkpoint-2", "eval_teacher_": tmp_path / "checkpoint-2" / "teacher"}
+    split = ["--dataset", str(tiny_dataset_dir), "--config", "ratio_10", "--cache-dir", str(tmp_path / "hf_cache"),
+             "--device", "cpu"]
+    evaluate = build_parser().parse_args(["evaluate", "--model", str(saved["eval_"]), *split])
+    rows = load_pose_dataset(tiny_dataset_dir, "ratio_10", "validation", cache_dir=tmp_path / "hf_cache")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for prefix, folder in saved.items():
+            output = tmp_path / f"{folder.name}.json"
+            assert semipose_cli(["evaluate", "--model", str(folder), *split, "--output", str(output)]) == 0
+            metrics = json.loads(output.read_text())["metrics"]
+            assert metrics == {name: reported[prefix + name] for name in metrics}, folder
+        estimator = PoseEstimator.from_pretrained(saved["eval_"], device="cpu", batch_size=evaluate.batch_size)
+        people = to_coco_results(estimator.predict([image.convert("RGB") for image in rows["image"]]), rows["image_id"])
+    finally:
+        torch.set_num_threads(threads)
+    assert (threads, evaluate.batch_size) == (1, 8)  # training's thread count and batch size were not the CLI's
+    assert people == json.loads((tmp_path / "predictions_step2.json").read_text()) and len(people) > 0
