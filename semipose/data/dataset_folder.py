@@ -9,7 +9,8 @@ the YAML `configs:` of its README.md (datasets 4+ has no loading scripts):
 - the labeled subset of `ratio_r` is the first `ceil(r * N / 100)` of a seeded shuffle of the N
   training images with at least one labeled person, so subsets are nested (1 within 5 within 10);
 - its unlabeled split is every other training image, annotations removed, plus the images of
-  the extra unlabeled folders; `full` labels all N and leaves only the extra images unlabeled.
+  the extra unlabeled folders and the sampled frames of extra videos (`semipose.data.video_frames`, extracted
+  into `video_frames/`); `full` labels all N and leaves only the extra images unlabeled.
 
 Rows follow `semipose.data.coco_format.pose_features`. Configs share files, so that an embedded
 dataset holds each image at most twice (with and without annotations) instead of once per config:
@@ -56,6 +57,7 @@ from huggingface_hub import DatasetCardData
 from tqdm.auto import tqdm
 
 from ..skeletons import Skeleton, resolve_skeleton
+from ..video import VIDEO_SUFFIXES, is_video_file
 from .coco_format import (
     coco_skeleton,
     load_coco_json,
@@ -66,6 +68,15 @@ from .coco_format import (
     without_annotations,
 )
 from .folder_files import IMAGE_EXTENSIONS, files_under
+from .video_frames import (
+    DEFAULT_VIDEO_EVERY,
+    VIDEO_FRAMES_DIR,
+    SampledVideo,
+    VideoSampling,
+    extract_video_frames,
+    sample_video,
+    split_media,
+)
 
 SPLITS = ("labeled", "unlabeled", "validation")
 TASK_CATEGORY = "keypoint-detection"
@@ -76,6 +87,7 @@ ROWS_PER_ROW_GROUP = 100
 _VALIDATION_FILE = "data/validation.parquet"
 _NO_PERSON_FILE = "data/unlabeled/no_labeled_person.parquet"
 _EXTRA_FILE = "data/unlabeled/extra.parquet"
+_CARD_LEAVES_OUT = ("extra_unlabeled_dirs", "video_sampling", "extra_unlabeled_videos")
 _SOURCE_LABELS = {"train_annotations": "Training annotations", "val_annotations": "Validation annotations"}
 
 
@@ -106,6 +118,7 @@ def prepare_dataset_folder(
     ratios: Sequence[float] = (1, 5, 10),
     embed_images: bool = False,
     extra_unlabeled_dirs: Sequence[str | Path] = (),
+    video_sampling: VideoSampling | None = None,
     overwrite: bool = False,
     show_progress: bool = True,
     decode_images: bool = False,
@@ -134,7 +147,12 @@ def prepare_dataset_folder(
             instead of absolute paths to the original files.
         extra_unlabeled_dirs: folders whose image files (sub-folders searched, hidden files and folders
             skipped, see `files_under`) join every unlabeled split; their ids continue after the largest
-            json id.
+            json id. Video files, given here or found in the folders (`semipose.video.VIDEO_SUFFIXES`), give
+            frames by `video_sampling`, extracted as PNG files into `<output_dir>/video_frames/` (see
+            `semipose.data.video_frames`); their ids follow the images'. The metadata records the rule and
+            each video's frame indices (`sources`), and per frame id its video, frame index and timestamp
+            (`video_frames`: the row schema has no columns for them).
+        video_sampling: the frames to take of each video; None: `VideoSampling()` (every 10th frame).
         overwrite: replace an existing `output_dir`.
         show_progress: tqdm bars on the long loops.
         decode_images: fully decode every image while checking (catches truncated files; slow).
@@ -159,14 +177,20 @@ def prepare_dataset_folder(
     val_data, val_source = _annotations(val_annotations, sources["val_annotations"])
     validation = read_coco_keypoints(val_data, val_images, source=val_source, **read)
     first_extra_id = 1 + max(row["image_id"] for row in train + validation)
-    extra = _extra_unlabeled_rows(extra_unlabeled_dirs, first_extra_id, show_progress)
+    video_sampling = video_sampling or VideoSampling()
+    extra, videos = _extra_unlabeled_rows(extra_unlabeled_dirs, first_extra_id, show_progress, video_sampling,
+                                          output_dir)
     plan = _plan_folder(train, validation, extra, ratios, seed)
     metadata = _metadata(plan, skeleton_info, seed, ratios, embed_images, {
         **sources, "extra_unlabeled_dirs": [str(Path(d).resolve()) for d in extra_unlabeled_dirs],
+        **_video_sources(videos, video_sampling),
     })
+    if videos:
+        metadata["video_frames"] = _video_frame_records(extra, videos)
     with _atomic_folder(output_dir, overwrite) as folder:
-        _write_files(folder, plan.files, pose_features(skeleton_info.num_keypoints),
-                     embed_images, show_progress)
+        extract_video_frames(videos, folder)
+        files = _staged(plan.files, output_dir, folder) if embed_images else plan.files
+        _write_files(folder, files, pose_features(skeleton_info.num_keypoints), embed_images, show_progress)
         (folder / "README.md").write_text(_readme(plan, metadata, output_dir.name, license))
         (folder / METADATA_FILE).write_text(json.dumps(metadata, indent=2) + "\n")
     return output_dir
@@ -299,8 +323,13 @@ def add_dataset_folder_arguments(parser: argparse.ArgumentParser, *, license: st
                         help="labeled percentages, one config ratio_R each")
     parser.add_argument("--embed-images", action="store_true",
                         help="store image bytes (portable) instead of absolute paths")
-    parser.add_argument("--extra-unlabeled", type=Path, nargs="+", default=[], metavar="DIR",
-                        help="folders of extra unlabeled images (searched recursively)")
+    parser.add_argument("--extra-unlabeled", type=Path, nargs="+", default=[], metavar="PATH",
+                        help="folders of extra unlabeled images and videos (searched recursively), or video files")
+    rule = parser.add_mutually_exclusive_group()
+    rule.add_argument("--video-every", type=int, metavar="N",
+                      help=f"take every N-th frame of each extra video (default: {DEFAULT_VIDEO_EVERY})")
+    rule.add_argument("--video-frames", type=int, metavar="K",
+                      help="take K frames of each extra video, one per even stride, drawn with --seed")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an existing output folder")
     parser.add_argument("--decode-images", action="store_true",
@@ -319,6 +348,7 @@ def dataset_folder_options(args: argparse.Namespace) -> dict[str, Any]:
         "overwrite": args.overwrite, "decode_images": args.decode_images,
         "show_progress": not args.no_progress, "license": args.license,
         "allow_outside_image_dir": args.allow_outside_image_dir,
+        "video_sampling": VideoSampling(every=args.video_every, frames=args.video_frames, seed=args.seed),
     }
 
 
@@ -369,28 +399,88 @@ def _check_output_dir(output_dir: Path, overwrite: bool) -> None:
 
 
 def _extra_unlabeled_rows(
-    folders: Sequence[str | Path], first_id: int, show_progress: bool
-) -> list[dict[str, Any]]:
-    """Unlabeled rows for the image files under `folders`, with ids from `first_id` on."""
-    found = []
-    for folder in (Path(folder).resolve() for folder in folders):
-        if not folder.is_dir():
-            raise FileNotFoundError(f"Extra unlabeled image folder {folder} does not exist.")
-        paths = [path for path in files_under(folder) if path.suffix.lower() in IMAGE_EXTENSIONS]
-        if not paths:
-            raise ValueError(
-                f"Extra unlabeled image folder {folder} holds no image files "
-                f"(searched with its sub-folders for {', '.join(IMAGE_EXTENSIONS)})."
-            )
-        found += [(folder, path) for path in paths]
+    paths: Sequence[str | Path], first_id: int, show_progress: bool, sampling: VideoSampling, output_dir: Path,
+) -> tuple[list[dict[str, Any]], list[SampledVideo]]:
+    """Unlabeled rows for the image files under `paths` (folders), then for the sampled frames of their videos
+    and of the video files among `paths`, with ids from `first_id` on; and the sampled videos."""
+    images, video_files = [], []
+    for path in (Path(path).resolve() for path in paths):
+        found_images, found_videos = _extra_media(path)
+        images += [(path, image) for image in found_images]
+        video_files += [(path, video) for video in found_videos]
     rows = []
     for image_id, (folder, path) in enumerate(
-        tqdm(found, desc="Checking extra unlabeled images", disable=not show_progress), first_id
+        tqdm(images, desc="Checking extra unlabeled images", disable=not show_progress), first_id
     ):
         width, height = read_image_size(path, f"extra unlabeled folder {folder}")
         file_name = f"{folder.name}/{path.relative_to(folder).as_posix()}"
         rows.append(unlabeled_row(image_id, str(path), file_name, width, height))
-    return rows
+    names = _video_names(video_files)
+    videos = [sample_video(video, sampling, name=name) for (_, video), name in zip(
+        tqdm(video_files, desc="Decoding extra videos", disable=not show_progress), names)]
+    frames = [(video, index) for video in videos for index in video.indices]
+    for image_id, (video, index) in enumerate(frames, first_id + len(rows)):
+        file_name = video.frame_file(index)
+        rows.append(unlabeled_row(image_id, str(output_dir / file_name), file_name, video.width, video.height))
+    return rows, videos
+
+
+def _extra_media(path: Path) -> tuple[list[Path], list[Path]]:
+    """The image and video files of one `--extra-unlabeled` path: a folder (searched) or a video file."""
+    if path.is_file() and is_video_file(path):
+        return [], [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"Extra unlabeled path {path} does not exist or is neither a folder nor a video "
+                                f"file ({', '.join(sorted(VIDEO_SUFFIXES))}).")
+    images, videos = split_media(files_under(path), IMAGE_EXTENSIONS)
+    if not images and not videos:
+        raise ValueError(
+            f"Extra unlabeled image folder {path} holds no image or video files "
+            f"(searched with its sub-folders for {', '.join(IMAGE_EXTENSIONS)} and "
+            f"{', '.join(sorted(VIDEO_SUFFIXES))})."
+        )
+    return images, videos
+
+
+def _video_names(video_files: list[tuple[Path, Path]]) -> list[str]:
+    """Each video's frames folder: `<folder name>/<path in it without suffix>`, or the stem of a video given as a
+    file; ValueError when two videos would share one."""
+    names = [video.stem if source == video else f"{source.name}/{video.relative_to(source).with_suffix('').as_posix()}"
+             for source, video in video_files]
+    seen = {}
+    for name, (_, video) in zip(names, video_files):
+        if name in seen:
+            raise ValueError(f"Extra unlabeled videos {seen[name]} and {video} would both extract to "
+                             f"{VIDEO_FRAMES_DIR}/{name}/; expected distinct names (rename or move one).")
+        seen[name] = video
+    return names
+
+
+def _video_sources(videos: list[SampledVideo], sampling: VideoSampling) -> dict[str, Any]:
+    """The `sources` entries of the extra videos (none without videos, so image-only folders keep theirs)."""
+    if not videos:
+        return {}
+    return {"video_sampling": sampling.to_dict(), "extra_unlabeled_videos": [video.to_dict() for video in videos]}
+
+
+def _video_frame_records(rows: list[dict[str, Any]], videos: list[SampledVideo]) -> dict[str, dict[str, Any]]:
+    """Per extracted frame's image id (a json key): its video, frame index and timestamp in seconds. The frames'
+    rows are the last of `rows`, in the order of `videos` and their indices."""
+    frames = [(video, index, timestamp) for video in videos
+              for index, timestamp in zip(video.indices, video.timestamps)]
+    return {str(row["image_id"]): {"video": str(video.path), "frame_index": index, "timestamp": timestamp}
+            for row, (video, index, timestamp) in zip(rows[len(rows) - len(frames):], frames, strict=True)}
+
+
+def _staged(files: dict[str, list[dict[str, Any]]], output_dir: Path, folder: Path) -> dict[str, list[dict[str, Any]]]:
+    """The rows, those whose image lies in `output_dir` (extracted video frames) read from `folder`, the folder
+    being written, so that their bytes can be embedded before it is renamed to `output_dir`."""
+    def staged(row: dict[str, Any]) -> dict[str, Any]:
+        image = Path(row["image"])
+        if not image.is_relative_to(output_dir):
+            return row
+        return {**row, "image": str(folder / image.relative_to(output_dir))}
+    return {path: [staged(row) for row in rows] for path, rows in files.items()}
 
 
 def _draw_order(train: list[dict[str, Any]], seed: int) -> list[int]:
@@ -520,10 +610,24 @@ def _file_names(source: str) -> str:
     return ", ".join(f"`{Path(part).name}`" for part in parts)
 
 
+def _video_card_lines(sources: dict[str, Any]) -> list[str]:
+    """The card's line on the extra videos' frames (none without videos)."""
+    videos = sources.get("extra_unlabeled_videos", [])
+    if not videos:
+        return []
+    rule = sources["video_sampling"]
+    how = (f"every {rule['every']}-th frame" if "every" in rule
+           else f"{rule['frames']} frames per video, one per even stride, seed {rule['seed']}")
+    count = sum(len(video["frame_indices"]) for video in videos)
+    return [f"- Video frames: {count} of {len(videos)} videos ({how}), extracted to `video_frames/`; "
+            "their videos, frame indices and timestamps are in `semipose_dataset.json` (`video_frames`)."]
+
+
 def _card(metadata: dict[str, Any], name: str) -> str:
     """The human part of README.md: sources, how subsets were drawn, counts, labeled ids."""
     sources = metadata["sources"]  # absolute paths of this machine: the card names the files only
-    extra = ", ".join(f"`{Path(folder).name}/`" for folder in sources["extra_unlabeled_dirs"]) or "none"
+    extra = ", ".join(f"`{Path(folder).name}{'' if is_video_file(folder) else '/'}`"
+                      for folder in sources["extra_unlabeled_dirs"]) or "none"
     images = (
         "embedded in the parquet files (portable, ready for `push_to_hub`)" if metadata["embedded"]
         else "referenced by absolute path to the original files (not portable: they must stay)"
@@ -538,8 +642,9 @@ def _card(metadata: dict[str, Any], name: str) -> str:
         "`semipose.data.dataset_folder.prepare_dataset_folder`.",
         "",
         *(f"- {_SOURCE_LABELS.get(key, key.replace('_', ' ').capitalize())}: {_file_names(value)}"
-          for key, value in sources.items() if key != "extra_unlabeled_dirs"),
+          for key, value in sources.items() if key not in _CARD_LEAVES_OUT),
         f"- Extra unlabeled image folders: {extra}",
+        *_video_card_lines(sources),
         f"- Images: {images}.",
         f"- Labeled subsets: seed {metadata['seed']}; `numpy.random.default_rng(seed).permutation` "
         f"of the sorted ids of the N = {metadata['num_eligible_train_images']} training images "
