@@ -24,12 +24,14 @@ estimator = PoseEstimator.from_pretrained("outputs/run_semi_pose")
 people = estimator("photo.jpg")  # one image -> its people; a list of images -> a list of lists
 people[0]["score"], people[0]["keypoints"].shape  # a float in [0, 1]; (K, 2): (x, y) in photo pixels
 estimator.draw("photo.jpg", people).save("photo_poses.png")
+json.dumps(people_to_json(people))  # arrays as lists
 ```
 """
 
 from __future__ import annotations
 
 import difflib
+import inspect
 import itertools
 import json
 import logging
@@ -48,15 +50,18 @@ from .data.folder_files import files_under, relative_stems
 from .modeling import MODEL_FAMILIES, check_decoding_settings
 from .modeling.pipeline_pose_estimation import (
     UnreadableImageError,
+    check_channel_order,
     estimate_people,
     keep_confident,
     open_image,
+    people_to_json,  # noqa: F401 (re-exported: `from semipose.inference import people_to_json`)
     person_dicts,
     photo_geometry,
     read_image,
     to_coco_results,
     to_decoded_pixels,
     to_rgb,
+    unknown_arguments_error,
 )
 from .skeletons import Skeleton, resolve_skeleton
 from .visualization import draw_people, enlarge, make_grid
@@ -66,8 +71,13 @@ logger = logging.getLogger(__name__)
 SEMIPOSE_MODEL_TYPES = tuple(config_class.model_type for config_class, _ in MODEL_FAMILIES.values())
 WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
 """Weights are read from safetensors only: a pickled `pytorch_model.bin` is never opened."""
+HUB_ARGUMENTS = ("revision", "token", "cache_dir", "local_files_only", "force_download", "proxies", "subfolder")
+"""The keyword arguments `PoseEstimator.from_pretrained` passes on to the Hub (any other is refused, not set on the
+config as `AutoConfig.from_pretrained` would)."""
+ONNX_ARGUMENTS = ("num_threads",)
+"""The keyword arguments `from_pretrained` passes on to `load_onnx_checkpoint` (backend="onnxruntime" only)."""
 
-ImageInput = PIL.Image.Image | str | Path
+ImageInput = PIL.Image.Image | np.ndarray | str | Path
 
 
 # ------------------------------------------------------------------------------------------ images
@@ -218,20 +228,33 @@ class PoseEstimator:
         flip_test: also run each image mirrored and average the maps (slower, usually more accurate); None (the
             default) follows the model config's `flip_test`.
         threshold: people whose score is below it are dropped.
+        channel_order: of the numpy arrays passed in: "rgb" (the default; `(H, W, 3)` RGB, as PIL and imageio
+            give) or "bgr" (OpenCV's `cv2.imread` and `cv2.VideoCapture` frames). Files and PIL images carry
+            their own order.
+
+    Inputs: image file paths, PIL images (any mode) and numpy arrays, uint8 `(H, W, 3)` or `(H, W)`
+    (grayscale); other arrays are refused (a float image: convert it to uint8 0-255 first).
 
     Illustration (not run: needs a trained model folder):
 
     ```python
     estimator = PoseEstimator.from_pretrained("outputs/run_semi_pose", device="cpu", flip_test=True)
-    people = estimator(["a.jpg", Image.open("b.png")])  # one list of people per image
-    sorted(people[0][0])  # ['keypoint_scores', 'keypoints', 'score']
+    people = estimator(["a.jpg", Image.open("b.png"), np.asarray(Image.open("c.png"))])  # a list per image
+    sorted(people[0][0])  # ['bbox', 'keypoint_scores', 'keypoints', 'labels', 'score', 'scores']
+
+    opencv = PoseEstimator.from_pretrained("outputs/run_semi_pose", channel_order="bgr")
+    ok, frame = cv2.VideoCapture("clip.mp4").read()  # BGR
+    json.dumps(people_to_json(opencv(frame)))
     ```
     """
 
     def __init__(
         self, model, image_processor, *, device: str | torch.device | None = None, batch_size: int = 8,
-        flip_test: bool | None = None, threshold: float = 0.0,
+        flip_test: bool | None = None, threshold: float = 0.0, channel_order: str = "rgb", **unknown,
     ):
+        if unknown:
+            raise unknown_arguments_error("PoseEstimator", unknown, _keyword_names(PoseEstimator.__init__))
+        self.channel_order = check_channel_order(channel_order)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
         check_decoding_settings(image_processor, model.config)
@@ -246,14 +269,17 @@ class PoseEstimator:
     @classmethod
     def from_pretrained(
         cls, model_name_or_path: str | Path, *, device: str | torch.device | None = None, batch_size: int = 8,
-        flip_test: bool | None = None, threshold: float = 0.0, backend: str = "torch",
+        flip_test: bool | None = None, threshold: float = 0.0, channel_order: str = "rgb", backend: str = "torch",
         onnx_file: str | Path | None = None, **hub_kwargs,
     ) -> PoseEstimator:
         """Load a checkpoint folder or Hub id (see `load_checkpoint`); None `device` picks CUDA when available.
 
         `backend="onnxruntime"` runs the network exported by `semipose export` (`onnx_file`, default the
-        checkpoint's `model.onnx`) with ONNX Runtime on the CPU; see `semipose.onnx_runtime`.
+        checkpoint's `model.onnx`; `num_threads`) with ONNX Runtime on the CPU; see `semipose.onnx_runtime`.
+        `hub_kwargs` are `HUB_ARGUMENTS` (`revision`, `token`, ...); any other keyword is a TypeError naming the
+        closest valid one (`flip=True`: "did you mean flip_test?").
         """
+        _check_from_pretrained_arguments(hub_kwargs, backend)
         if backend == "onnxruntime":
             from .onnx_runtime import load_onnx_checkpoint  # optional extra semipose[deploy]
 
@@ -268,7 +294,7 @@ class PoseEstimator:
         if onnx_file is not None and backend != "onnxruntime":
             raise ValueError(f"onnx_file {onnx_file}: only the onnxruntime backend reads it, got backend={backend!r}.")
         return cls(model, image_processor, device=device, batch_size=batch_size,
-                   flip_test=flip_test, threshold=threshold)
+                   flip_test=flip_test, threshold=threshold, channel_order=channel_order)
 
     @property
     def input_size(self) -> int:
@@ -284,20 +310,32 @@ class PoseEstimator:
         """The people in one image (a list of person dicts), or in each of several images (a list of lists).
 
         Args:
-            images: a PIL image or an image file path, or a sequence of them.
+            images: a PIL image, a numpy array (uint8 `(H, W, 3)` in `channel_order`, or `(H, W)`) or an image
+                file path, or a sequence of them.
 
         Returns:
-            Per image, its people sorted by score, each `{"score": float, "keypoints": [K, 2] array of
-            (x, y) in the image's own pixels, "keypoint_scores": [K] array}`.
+            Per image, its people sorted by score, each a person of `person_dicts`: `{"score": float,
+            "keypoints": [K, 2] array of (x, y) in the image's own pixels, "keypoint_scores": [K] array}` and
+            transformers ViTPose's `scores` [K], `labels` [K] and `bbox` (x1, y1, x2, y2) of the keypoints.
+            `people_to_json` makes them json.
         """
-        single = isinstance(images, (PIL.Image.Image, str, Path))
-        loaded = [read_image(image, self.input_size) for image in ([images] if single else images)]
+        single = isinstance(images, (PIL.Image.Image, np.ndarray, str, Path))
+        images = [images] if single else images
+        loaded = [self._read(image, f"images[{index}]" if not single else "images")
+                  for index, image in enumerate(images)]
         people = [person_dicts(found) for found in self.predict(loaded)]
         return people[0] if single else people
 
-    def predict(self, images: Sequence[PIL.Image.Image]) -> list[dict[str, torch.Tensor]]:
+    def _read(self, image: ImageInput, where: str = "images") -> PIL.Image.Image:
+        """`read_image` with this estimator's input size (files decode no larger than needed) and channel order."""
+        return read_image(image, self.input_size, self.channel_order, where)
+
+    def predict(self, images: Sequence[PIL.Image.Image | np.ndarray]) -> list[dict[str, torch.Tensor]]:
         """`predict_people` in batches of `batch_size`: tensors on the CPU, people below `threshold`
-        dropped, keypoints clipped into their image (by `estimate_people`)."""
+        dropped, keypoints clipped into their image (by `estimate_people`). Arrays are read as `__call__` reads
+        them."""
+        images = [self._read(image, f"images[{index}]") if isinstance(image, np.ndarray) else image
+                  for index, image in enumerate(images)]
         found = []
         for start in range(0, len(images), self.batch_size):
             batch = images[start : start + self.batch_size]
@@ -310,7 +348,7 @@ class PoseEstimator:
     ) -> PIL.Image.Image:
         """`image` with `people` (as returned by a call) drawn: limbs colored by body side, person scores; people
         that all carry a `track_id` (`semipose.video.track_people`) are drawn whole in their track's color."""
-        picture = read_image(image)
+        picture = read_image(image, channel_order=self.channel_order)
         skeleton = self.skeleton
         keypoints = np.zeros((len(people), skeleton.num_keypoints, 3))
         for index, person in enumerate(people):
@@ -321,6 +359,25 @@ class PoseEstimator:
         track_ids = [person["track_id"] for person in people] if tracked else None
         return draw_people(picture, keypoints, skeleton, scores=scores, threshold=keypoint_threshold,
                            track_ids=track_ids)
+
+
+def _keyword_names(function) -> list[str]:
+    """The named keyword arguments of `function` (not `self`, not positional-only, not `**kwargs`)."""
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    return [name for name, parameter in inspect.signature(function).parameters.items()
+            if parameter.kind in kinds and name not in ("self", "cls")]
+
+
+def _check_from_pretrained_arguments(extra: dict[str, Any], backend: str) -> None:
+    """TypeError for a keyword of `from_pretrained` that is neither its own nor a Hub or ONNX argument (naming
+    the closest valid one); ValueError for an ONNX argument without the onnxruntime backend."""
+    valid = [*_keyword_names(PoseEstimator.from_pretrained), *HUB_ARGUMENTS, *ONNX_ARGUMENTS]
+    unknown = [name for name in extra if name not in valid]
+    if unknown:
+        raise unknown_arguments_error("PoseEstimator.from_pretrained", unknown, valid)
+    for name in ONNX_ARGUMENTS:
+        if name in extra and backend != "onnxruntime":
+            raise ValueError(f"{name}: only the onnxruntime backend takes it, got backend={backend!r}.")
 
 
 # ---------------------------------------------------------------------------------------- pictures

@@ -55,6 +55,8 @@ from typing import Any
 
 import numpy as np
 
+from .modeling.pipeline_pose_estimation import keypoint_box
+
 DEFAULT_MIN_CUTOFF = 1.0
 """Hz: the cutoff of a still keypoint (see the module docstring)."""
 DEFAULT_BETA = 0.05
@@ -183,7 +185,7 @@ class PoseSmoother:
             raise ValueError(f"PoseSmoother: one distinct track id per person expected, got {list(track_ids)} "
                              f"for {len(people)} people.")
         time = self._frame_time(timestamp)
-        smoothed = [{**person, "keypoints": self._filter(track_id)(person["keypoints"], time)}
+        smoothed = [_with_keypoints(person, self._filter(track_id)(person["keypoints"], time))
                     for person, track_id in zip(people, track_ids)]
         if active_ids is not None:
             alive = set(active_ids)
@@ -213,3 +215,11 @@ def _check_parameters(min_cutoff: float, beta: float, d_cutoff: float, frame_rat
     ) if not ok]
     if problems:
         raise ValueError(f"One-Euro filter: {'; '.join(problems)}.")
+
+
+def _with_keypoints(person: dict[str, Any], keypoints: np.ndarray) -> dict[str, Any]:
+    """`person` with its keypoints replaced, and its keypoint box (`bbox`, where it has one) made to fit them."""
+    smoothed = {**person, "keypoints": keypoints}
+    if "bbox" in person:
+        smoothed["bbox"] = keypoint_box(keypoints).astype(np.asarray(person["bbox"]).dtype)
+    return smoothed

@@ -1,4 +1,5 @@
-"""The inference API: image reading in every mode, checkpoint checks, `PoseEstimator` on real photos."""
+"""The inference API: image reading in every mode (numpy arrays too), checkpoint checks, argument checks,
+`PoseEstimator` on real photos and its people (semipose's and ViTPose's keys, json)."""
 
 from __future__ import annotations
 
@@ -10,12 +11,14 @@ import pytest
 from PIL import Image
 
 from semipose.inference import (
+    HUB_ARGUMENTS,
     PoseEstimator,
     _image_ids,
     _picture_names,
     check_local_checkpoint_name,
     load_checkpoint,
     open_image,
+    people_to_json,
     to_rgb,
     write_predictions,
 )
@@ -61,7 +64,7 @@ def test_estimator_finds_people_in_image_pixels_for_paths_and_pil_images(checkpo
     for path, image_people in zip(photos, people):
         width, height = Image.open(path).size
         for person in image_people:
-            assert sorted(person) == ["keypoint_scores", "keypoints", "score"]
+            assert sorted(person) == ["bbox", "keypoint_scores", "keypoints", "labels", "score", "scores"]
             assert person["keypoints"].shape == (17, 2) and person["keypoint_scores"].shape == (17,)
             assert (person["keypoints"] >= 0).all()
             assert (person["keypoints"] <= [width - 1, height - 1]).all()
@@ -79,8 +82,9 @@ def test_estimator_threshold_drops_people_and_bad_inputs_raise(checkpoint, photo
     estimator.threshold = float(np.median(scores))
     kept = [person["score"] for person in estimator(photos[0])]
     assert kept == [score for score in scores if score >= estimator.threshold] and 0 < len(kept) < len(scores)
-    with pytest.raises(TypeError, match="expected a PIL image or an image file path, got ndarray"):
-        estimator([np.zeros((8, 8, 3))])
+    with pytest.raises(TypeError, match=r"images\[1\]: expected a PIL image, a numpy array or an image file path, "
+                                        "got list"):
+        estimator([photos[0], [[0, 0, 0]]])
     with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
         PoseEstimator(estimator.model, estimator.image_processor, batch_size=0)
 
@@ -194,3 +198,80 @@ def test_people_of_a_reduced_decode_map_back_to_the_photos_pixels_exactly(tmp_pa
     images = json.loads((tmp_path / "out" / "images.json").read_text())["images"]
     assert (summary["num_images"], images[0]["width"], images[0]["height"]) == (1, 1030, 777)
     assert Image.open(tmp_path / "out" / images[0]["picture"]).size == reduced.size
+
+
+def test_numpy_arrays_give_the_people_of_the_pil_image_in_either_channel_order(checkpoint, photos):
+    """An RGB array is the PIL image's pixels, a BGR one (OpenCV's) with `channel_order="bgr"` too, a 2-D one the
+    grayscale image's: the same people, to the bit."""
+    image = Image.open(photos[0]).convert("RGB")
+    rgb = np.asarray(image)
+    estimator = PoseEstimator.from_pretrained(checkpoint, device="cpu")
+    expected = people_to_json(estimator(image))
+    assert len(expected) > 0
+    assert people_to_json(estimator(rgb)) == expected
+    opencv = PoseEstimator.from_pretrained(checkpoint, device="cpu", channel_order="bgr")
+    assert people_to_json(opencv(rgb[..., ::-1])) == expected
+    assert people_to_json(opencv([rgb[..., ::-1], image])) == [expected, expected]  # PIL images stay RGB
+    assert people_to_json(estimator(rgb[..., ::-1])) != expected  # the flag is what makes BGR right
+    gray = image.convert("L")
+    assert people_to_json(estimator(np.asarray(gray))) == people_to_json(estimator(gray))
+    assert estimator.predict([rgb])[0]["scores"].tolist() == [person["score"] for person in expected]
+    assert opencv.draw(rgb[..., ::-1], opencv(rgb[..., ::-1])).tobytes() == estimator.draw(image, expected).tobytes()
+
+
+def test_people_carry_vitposes_keys_consistent_with_semiposes_and_dump_to_json(checkpoint, photos):
+    estimator = PoseEstimator.from_pretrained(checkpoint, device="cpu")
+    people = estimator(photos[1])
+    assert len(people) > 0
+    for person in people:
+        np.testing.assert_array_equal(person["scores"], person["keypoint_scores"])
+        assert person["labels"].tolist() == list(range(17)) and person["labels"].dtype == np.int64
+        x1, y1, x2, y2 = person["bbox"].tolist()
+        assert person["bbox"].shape == (4,) and person["bbox"].dtype == np.float32
+        assert (x1, y1) == tuple(person["keypoints"].min(axis=0)) and (x2, y2) == tuple(person["keypoints"].max(axis=0))
+    text = json.dumps(people_to_json(estimator([photos[1]])))  # one call, a list of lists
+    first = json.loads(text)[0][0]
+    assert sorted(first) == ["bbox", "keypoint_scores", "keypoints", "labels", "score", "scores"]
+    assert first["score"] == people[0]["score"] and first["keypoints"] == people[0]["keypoints"].tolist()
+
+
+def test_bad_arrays_and_channel_orders_are_refused_saying_what_was_expected(checkpoint):
+    estimator = PoseEstimator.from_pretrained(checkpoint, device="cpu")
+    expected = "expected a uint8 array of shape (H, W, 3) (RGB; BGR with channel_order='bgr') or (H, W) (grayscale)"
+    refused = {
+        "images: " + expected + ", got dtype float32; convert it to uint8 0-255 first, e.g. "
+        "(array * 255).round().astype(np.uint8) for values in [0, 1].": np.zeros((8, 8, 3), dtype=np.float32),
+        "images: " + expected + ", got dtype uint16; convert it to uint8 0-255 first.": np.zeros((8, 8), np.uint16),
+        "images: " + expected + ", got shape (3, 8, 8).": np.zeros((3, 8, 8), dtype=np.uint8),
+        "images: " + expected + ", got shape (8, 8, 4).": np.zeros((8, 8, 4), dtype=np.uint8),
+        "images: " + expected + ", got shape (0, 8, 3).": np.zeros((0, 8, 3), dtype=np.uint8),
+        "images: " + expected + ", got shape (2, 8, 8, 3); pass several images as a list of arrays.":
+            np.zeros((2, 8, 8, 3), dtype=np.uint8),
+    }
+    for message, array in refused.items():
+        with pytest.raises(ValueError) as caught:
+            estimator(array)
+        assert str(caught.value) == message
+    with pytest.raises(ValueError, match=r"images\[1\]: expected a uint8 array .*, got dtype float64"):
+        estimator([np.zeros((8, 8, 3), np.uint8), np.zeros((8, 8, 3))])
+    with pytest.raises(ValueError, match=r"^channel_order: expected one of \['rgb', 'bgr'\], got 'BGR'.$"):
+        PoseEstimator(estimator.model, estimator.image_processor, channel_order="BGR")
+
+
+def test_unknown_keyword_arguments_name_the_closest_valid_one(checkpoint):
+    with pytest.raises(TypeError) as caught:
+        PoseEstimator.from_pretrained(checkpoint, device="cpu", flip=True)
+    valid = sorted(["model_name_or_path", "device", "batch_size", "flip_test", "threshold", "channel_order",
+                    "backend", "onnx_file", *HUB_ARGUMENTS, "num_threads"])
+    assert str(caught.value) == (f"PoseEstimator.from_pretrained: unknown argument 'flip' (did you mean flip_test?); "
+                                 f"it takes {', '.join(valid)}.")
+    model, image_processor = load_checkpoint(checkpoint)
+    with pytest.raises(TypeError) as caught:
+        PoseEstimator(model, image_processor, thresold=0.5, bgr=True)
+    assert str(caught.value) == (
+        "PoseEstimator: unknown arguments 'bgr', 'thresold' (did you mean threshold?); it takes batch_size, "
+        "channel_order, device, flip_test, image_processor, model, threshold."
+    )
+    with pytest.raises(ValueError, match=r"^num_threads: only the onnxruntime backend takes it, got backend='torch'"):
+        PoseEstimator.from_pretrained(checkpoint, num_threads=2)
+    PoseEstimator.from_pretrained(checkpoint, device="cpu", local_files_only=True)  # a Hub argument passes

@@ -169,3 +169,15 @@ def test_pose_smoother_refuses_ids_that_do_not_fit():
         smoother.update([_person(0.0), _person(1.0)], [0])
     with pytest.raises(ValueError, match="without a timestamp needs the smoother's frame_rate"):
         PoseSmoother().update([_person(0.0)], [0])
+
+
+def test_a_smoothed_persons_keypoint_box_fits_the_smoothed_keypoints():
+    smoother = PoseSmoother(frame_rate=30)
+    first = {"keypoints": np.array([[0.0, 0.0], [10.0, 10.0]]), "keypoint_scores": np.ones(2),
+             "bbox": np.array([0.0, 0.0, 10.0, 10.0], dtype=np.float32)}
+    moved = {**first, "keypoints": first["keypoints"] + 5, "bbox": first["bbox"] + 5}
+    smoother.update([first], [0])
+    (smoothed,) = smoother.update([moved], [0])
+    expected = np.concatenate([smoothed["keypoints"].min(0), smoothed["keypoints"].max(0)]).astype(np.float32)
+    assert np.array_equal(smoothed["bbox"], expected) and smoothed["bbox"].dtype == np.float32
+    assert not np.array_equal(smoothed["bbox"], moved["bbox"])  # the raw box no longer describes the keypoints

@@ -8,12 +8,14 @@ which is why it imports nothing from semipose outside this folder:
   `config.json` (`custom_pipelines`, under `REMOTE_CODE_TASK`; see `remote_code_pipelines` for why that
   name differs from `TASK`).
 
-Both return, per image, the people `PoseEstimator` returns: sorted by score, each
-`{"score": float, "keypoints": [K, 2] array of (x, y) in image pixels, "keypoint_scores": [K] array}`.
+Both take image file paths, PIL images and numpy arrays (uint8 `(H, W, 3)` RGB, or BGR with
+`channel_order="bgr"`, or `(H, W)` grayscale), and return, per image, the people `PoseEstimator` returns: sorted
+by score, each a person of `person_dicts` (semipose's `score`, `keypoints`, `keypoint_scores`, and the keys of
+transformers' ViTPose post-processing, `scores`, `labels`, `bbox`); `people_to_json` makes them json.
 
 It is also where all of semipose opens image files (`open_image_file`: one error contract, naming the file) and
-serialises people (`person_dicts`, with `to_coco_results` built on it): inference, video, the dataset
-converters and the training data import them from here.
+serialises people (`person_dicts`, with `to_coco_results` and `people_to_json` built on it): inference, video,
+the dataset converters and the training data import them from here.
 
 Shapes: M people in an image, K keypoints.
 
@@ -31,9 +33,10 @@ people[0]["keypoints"].shape  # (K, 2): (x, y) in photo pixels
 
 from __future__ import annotations
 
+import difflib
 import io
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -60,6 +63,8 @@ PHOTO_SIZE = "semipose_photo_size"
 """`Image.info` key of a reduced decode: the upright photo's `(width, height)` in the file's own pixels."""
 SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
 """EXIF orientations that turn the photo by 90 degrees, so its width and height trade places."""
+CHANNEL_ORDERS = ("rgb", "bgr")
+"""Channel orders of an `(H, W, 3)` array input: "bgr" for OpenCV frames (`cv2.imread`, `cv2.VideoCapture`)."""
 IMAGE_DECODE_ERRORS = (OSError, SyntaxError, ValueError, PIL.Image.DecompressionBombError)
 """What PIL raises for a file that is not a readable image (truncated, corrupt, foreign, too large)."""
 
@@ -148,16 +153,62 @@ def open_image(file: str | Path | bytes, longest_edge: int | None = None) -> PIL
     return upright
 
 
-def read_image(image: PIL.Image.Image | str | Path, longest_edge: int | None = None) -> PIL.Image.Image:
-    """An input of `PoseEstimator` or the pipeline as an RGB image: a PIL image (converted, see `to_rgb`) or a
-    local file path (see `open_image`), never a URL."""
+def read_image(
+    image: PIL.Image.Image | np.ndarray | str | Path, longest_edge: int | None = None, channel_order: str = "rgb",
+    where: str = "images",
+) -> PIL.Image.Image:
+    """An input of `PoseEstimator` or the pipeline as an RGB image: a PIL image (converted, see `to_rgb`), a
+    numpy array (see `array_to_image`; `channel_order` applies to arrays only: files and PIL images know their
+    own) or a local file path (see `open_image`), never a URL. `where` names the input in errors."""
     if isinstance(image, PIL.Image.Image):
         return to_rgb(image)
+    if isinstance(image, np.ndarray):
+        return array_to_image(image, channel_order, where)
     if not isinstance(image, (str, Path)):
-        raise TypeError(f"images: expected a PIL image or an image file path, got {type(image).__name__}.")
+        raise TypeError(
+            f"{where}: expected a PIL image, a numpy array or an image file path, got {type(image).__name__}."
+        )
     if str(image).startswith(("http://", "https://")):
         raise ValueError(f"{image}: URLs are not fetched; download the image and pass its path or a PIL image.")
     return open_image(image, longest_edge)
+
+
+def check_channel_order(channel_order: str) -> str:
+    """`channel_order` if it is one of `CHANNEL_ORDERS`, else ValueError."""
+    if channel_order not in CHANNEL_ORDERS:
+        raise ValueError(f"channel_order: expected one of {list(CHANNEL_ORDERS)}, got {channel_order!r}.")
+    return channel_order
+
+
+def array_to_image(array: np.ndarray, channel_order: str = "rgb", where: str = "images") -> PIL.Image.Image:
+    """A uint8 array `(H, W, 3)` (RGB, or BGR with `channel_order="bgr"`, as OpenCV reads) or `(H, W)`
+    (grayscale) as an RGB PIL image; any other dtype or shape is a ValueError saying what was expected."""
+    check_channel_order(channel_order)
+    expected = "a uint8 array of shape (H, W, 3) (RGB; BGR with channel_order='bgr') or (H, W) (grayscale)"
+    if array.dtype != np.uint8:
+        hint = "convert it to uint8 0-255 first"
+        if np.issubdtype(array.dtype, np.floating):
+            hint += ", e.g. (array * 255).round().astype(np.uint8) for values in [0, 1]"
+        raise ValueError(f"{where}: expected {expected}, got dtype {array.dtype}; {hint}.")
+    color = array.ndim == 3 and array.shape[-1] == 3
+    if not (array.ndim == 2 or color) or 0 in array.shape:
+        hint = "; pass several images as a list of arrays" if array.ndim == 4 else ""
+        raise ValueError(f"{where}: expected {expected}, got shape {array.shape}{hint}.")
+    if color and channel_order == "bgr":
+        array = array[..., ::-1]
+    return to_rgb(PIL.Image.fromarray(np.ascontiguousarray(array)))
+
+
+def unknown_arguments_error(where: str, unknown: Iterable[str], valid: Iterable[str]) -> TypeError:
+    """The TypeError for keyword arguments `where` does not take, naming the closest valid one of each
+    ("flip: did you mean flip_test?") and, failing that, all of them."""
+    valid, unknown = sorted(valid), sorted(unknown)
+    reasons = []
+    for name in unknown:
+        close = difflib.get_close_matches(name, valid, n=1)
+        reasons.append(f"{name!r} (did you mean {close[0]}?)" if close else repr(name))
+    noun = "argument" if len(unknown) == 1 else "arguments"
+    return TypeError(f"{where}: unknown {noun} {', '.join(reasons)}; it takes {', '.join(valid)}.")
 
 
 def photo_geometry(image: PIL.Image.Image) -> tuple[tuple[int, int], tuple[int, int]]:
@@ -230,18 +281,63 @@ def estimate_people(
 
 
 def person_dicts(people: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
-    """One image's people as one dict each: `{"score": float, "keypoints": [K, 2] array of (x, y) in image pixels,
-    "keypoint_scores": [K] array}`, the one serialised form of a person (`PoseEstimator`, the pipeline, COCO
-    results and `semipose predict`'s video json all start from it).
+    """One image's people as one dict each, the one serialised form of a person (`PoseEstimator`, the pipeline,
+    COCO results and `semipose predict`'s video json all start from it). Per person, semipose's keys:
+
+    - `score` (float): the person's score, what people are sorted and thresholded by;
+    - `keypoints` ([K, 2] float32 array): (x, y) in image pixels;
+    - `keypoint_scores` ([K] float32 array): each keypoint's score;
+
+    and those of transformers' ViTPose `post_process_pose_estimation`, so code written for it reads these too:
+
+    - `scores`: the same array as `keypoint_scores` (ViTPose's per-keypoint scores);
+    - `labels` ([K] int64 array): the keypoint indices, `0 .. K-1`, into the skeleton's `keypoint_names`;
+    - `bbox` ([4] float32 array): `(x1, y1, x2, y2)` in image pixels, as ViTPose's: here the box of all K
+      keypoints as decoded (scored low or not; ViTPose's is the detector's box).
 
     Args:
         people: `keypoints [M, K, 2]`, `keypoint_scores [M, K]`, `scores [M]` (as `estimate_people` returns).
     """
     scores, keypoints, keypoint_scores = (people[name].cpu() for name in ("scores", "keypoints", "keypoint_scores"))
+    labels = np.arange(keypoints.shape[1], dtype=np.int64)
     return [
-        {"score": float(score), "keypoints": points.numpy(), "keypoint_scores": point_scores.numpy()}
+        {"score": float(score), "keypoints": points.numpy(), "keypoint_scores": point_scores.numpy(),
+         "scores": point_scores.numpy(), "labels": labels.copy(), "bbox": keypoint_box(points.numpy())}
         for score, points, point_scores in zip(scores, keypoints, keypoint_scores)
     ]
+
+
+def keypoint_box(keypoints: np.ndarray) -> np.ndarray:
+    """`(x1, y1, x2, y2)`, the smallest box holding `keypoints [K, 2]` (zeros for K = 0)."""
+    if len(keypoints) == 0:
+        return np.zeros(4, dtype=keypoints.dtype)
+    return np.concatenate([keypoints.min(axis=0), keypoints.max(axis=0)])
+
+
+def people_to_json(people: Any) -> Any:
+    """People (a person dict, one image's list of them, or a list of such lists, as `PoseEstimator` and the
+    pipeline return) with every array and numpy number made a plain list or number, so `json.dumps` takes them.
+    Values are kept whole (float32 keypoints read e.g. 34.70000076293945); round them yourself for smaller files.
+
+    Example:
+
+    ```python
+    >>> import json
+    >>> people = person_dicts({"keypoints": torch.tensor([[[1.0, 2.0], [3.0, 0.5]]]),
+    ...     "keypoint_scores": torch.tensor([[0.5, 0.25]]), "scores": torch.tensor([0.75])})
+    >>> person = json.loads(json.dumps(people_to_json(people)))[0]
+    >>> person["score"], person["keypoints"], person["scores"], person["labels"], person["bbox"]
+    (0.75, [[1.0, 2.0], [3.0, 0.5]], [0.5, 0.25], [0, 1], [1.0, 0.5, 3.0, 2.0])
+
+    ```
+    """
+    if isinstance(people, dict):
+        return {name: people_to_json(value) for name, value in people.items()}
+    if isinstance(people, (list, tuple)):
+        return [people_to_json(value) for value in people]
+    if isinstance(people, (np.ndarray, np.generic, torch.Tensor)):
+        return people.tolist()
+    return people
 
 
 def to_coco_results(
@@ -283,16 +379,18 @@ def to_coco_results(
 class PoseEstimationPipeline(Pipeline):
     """People in images, with any semipose model (either family) and its `PoseImageProcessor`.
 
-    Takes an image file path, a PIL image (any mode) or a list of them; URLs are not fetched. Call
-    parameters: `threshold` (people scoring below it are dropped; default 0) and `flip_test` (also run
-    the mirrored image and average the maps; default: the model config's `flip_test`). One image per forward
-    pass, through `estimate_people`.
+    Takes an image file path, a PIL image (any mode), a numpy array (uint8 `(H, W, 3)` or `(H, W)`) or a list of
+    them; URLs are not fetched. Call parameters: `threshold` (people scoring below it are dropped; default 0),
+    `flip_test` (also run the mirrored image and average the maps; default: the model config's `flip_test`) and
+    `channel_order` ("rgb", the default, or "bgr" for OpenCV's arrays). One image per forward pass, through
+    `estimate_people`. People are `person_dicts` (see `people_to_json` for json).
 
     Illustration (not run: needs a trained model folder):
 
     ```python
     estimator = pipeline("pose-estimation", model="outputs/run_semi_pose")
     [len(people) for people in estimator(["a.jpg", Image.open("b.png")], flip_test=True)]  # people per image
+    estimator(cv2.imread("c.jpg"), channel_order="bgr")  # an OpenCV frame
     ```
     """
 
@@ -306,15 +404,21 @@ class PoseEstimationPipeline(Pipeline):
         super().__init__(*args, **kwargs)
         self.model.eval()
 
-    def _sanitize_parameters(self, threshold: float | None = None, flip_test: bool | None = None, **kwargs):
+    def _sanitize_parameters(
+        self, threshold: float | None = None, flip_test: bool | None = None, channel_order: str | None = None,
+        **kwargs,
+    ):
         if kwargs:
-            raise ValueError(f"{TASK} pipeline: unknown parameters {sorted(kwargs)}; it takes threshold and flip_test.")
+            raise unknown_arguments_error(f"{TASK} pipeline", kwargs, ("threshold", "flip_test", "channel_order"))
+        preprocess = {} if channel_order is None else {"channel_order": check_channel_order(channel_order)}
         forward = {} if flip_test is None else {"flip_test": flip_test}
         postprocess = {} if threshold is None else {"threshold": threshold}
-        return {}, forward, postprocess
+        return preprocess, forward, postprocess
 
-    def preprocess(self, image: PIL.Image.Image | str | Path) -> dict[str, Any]:
-        image = read_image(image, self.image_processor.size.longest_edge)
+    def preprocess(
+        self, image: PIL.Image.Image | np.ndarray | str | Path, channel_order: str = "rgb"
+    ) -> dict[str, Any]:
+        image = read_image(image, self.image_processor.size.longest_edge, channel_order)
         inputs = self.image_processor(image, return_tensors="pt")
         return {"pixel_values": inputs["pixel_values"].to(self.dtype), "photo_geometry": photo_geometry(image)}
 
@@ -351,4 +455,7 @@ def remote_code_pipelines() -> dict[str, dict[str, Any]]:
     return {REMOTE_CODE_TASK: {"impl": reference, "pt": ["AutoModelForPoseEstimation"], "type": "image"}}
 
 
-__all__ = ["PoseEstimationPipeline", "estimate_people", "register_pipeline", "remote_code_pipelines", "to_coco_results"]
+__all__ = [
+    "PoseEstimationPipeline", "estimate_people", "people_to_json", "register_pipeline", "remote_code_pipelines",
+    "to_coco_results",
+]

@@ -1,6 +1,7 @@
-"""The `pose-estimation` transformers pipeline: the people of `PoseEstimator` for paths, PIL images and lists,
-its parameters and bad inputs, and the same people with `trust_remote_code=True` where semipose is not installed;
-the image-file contract every reader shares, and the serialised person forms (person dicts, COCO results)."""
+"""The `pose-estimation` transformers pipeline: the people of `PoseEstimator` for paths, PIL images, numpy arrays
+in either channel order and lists, its parameters and bad inputs, and the same people with
+`trust_remote_code=True` where semipose is not installed; the image-file contract every reader shares, and the
+serialised person forms (person dicts with transformers ViTPose's keys, json, COCO results)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 import torch
 from PIL import Image
 from test_auto_and_hub import HIDE_SEMIPOSE
-from transformers import pipeline
+from transformers import VitPoseImageProcessor, pipeline
 
 from semipose.data.coco_format import read_image_size
 from semipose.data.unreadable import decode_row_image
@@ -28,6 +29,7 @@ from semipose.modeling.pipeline_pose_estimation import (
     UnreadableImageError,
     open_image,
     open_image_file,
+    people_to_json,
     person_dicts,
     read_image,
 )
@@ -54,7 +56,8 @@ def photos(coco_fixture_dir):
 def assert_same_people(got: list[dict], expected: list[dict]) -> None:
     assert len(got) == len(expected) > 0
     for person, reference in zip(got, expected):
-        assert sorted(person) == ["keypoint_scores", "keypoints", "score"] and isinstance(person["score"], float)
+        assert sorted(person) == ["bbox", "keypoint_scores", "keypoints", "labels", "score", "scores"]
+        assert isinstance(person["score"], float)
         assert person["score"] == pytest.approx(reference["score"], abs=1e-6)
         np.testing.assert_allclose(person["keypoints"], reference["keypoints"], atol=1e-3)
         np.testing.assert_allclose(person["keypoint_scores"], reference["keypoint_scores"], atol=1e-6)
@@ -89,10 +92,25 @@ def test_pipeline_refuses_urls_missing_files_and_other_inputs(tmp_path, checkpoi
     (tmp_path / "notes.jpg").write_text("not an image")
     with pytest.raises(UnreadableImageError, match="image file .*notes.jpg is not a readable image"):
         estimator(tmp_path / "notes.jpg")
-    with pytest.raises(TypeError, match="expected a PIL image or an image file path, got ndarray"):
+    with pytest.raises(TypeError, match="images: expected a PIL image, a numpy array or an image file path, got int"):
+        estimator(3)
+    with pytest.raises(ValueError, match=r"images: expected a uint8 array .*, got dtype float64; convert it to uint8"):
         estimator(np.zeros((8, 8, 3)))
-    with pytest.raises(ValueError, match=r"unknown parameters \['top_k'\]; it takes threshold and flip_test"):
-        estimator(Image.new("RGB", (8, 8)), top_k=3)
+    with pytest.raises(TypeError) as caught:
+        estimator(Image.new("RGB", (8, 8)), flip=True)
+    assert str(caught.value) == ("pose-estimation pipeline: unknown argument 'flip' (did you mean flip_test?); it "
+                                 "takes channel_order, flip_test, threshold.")
+    with pytest.raises(ValueError, match=r"channel_order: expected one of \['rgb', 'bgr'\], got 'brg'"):
+        estimator(Image.new("RGB", (8, 8)), channel_order="brg")
+
+
+def test_pipeline_reads_numpy_arrays_in_either_channel_order(checkpoint, photos):
+    estimator = pipeline("pose-estimation", model=checkpoint, device="cpu")
+    image = Image.open(photos[2]).convert("RGB")
+    expected = people_to_json(estimator(image))
+    rgb = np.asarray(image)
+    assert people_to_json(estimator(rgb)) == expected and len(expected) > 0
+    assert people_to_json(estimator([rgb[..., ::-1]], channel_order="bgr")) == [expected]
 
 
 def test_checkpoint_declares_the_pipeline_and_stays_loadable_without_remote_code(tmp_path, checkpoint, photos):
@@ -168,6 +186,10 @@ def test_person_dicts_are_the_form_coco_results_are_made_of():
     assert first["score"] == 0.75 and isinstance(first["score"], float)
     np.testing.assert_array_equal(second["keypoints"], [[5.5, 6.0], [7.0, 8.25]])
     np.testing.assert_array_equal(second["keypoint_scores"], [0.125, 1.0])
+    assert json.dumps(people_to_json(second)) == (
+        '{"score": 0.5, "keypoints": [[5.5, 6.0], [7.0, 8.25]], "keypoint_scores": [0.125, 1.0], '
+        '"scores": [0.125, 1.0], "labels": [0, 1], "bbox": [5.5, 6.0, 7.0, 8.25]}'
+    )
     nobody = {"keypoints": torch.zeros(0, 2, 2), "keypoint_scores": torch.zeros(0, 2), "scores": torch.zeros(0)}
     assert to_coco_results([people, nobody], image_ids=[785, 40083]) == [
         {"image_id": 785, "category_id": 1, "keypoints": [1.0, 2.0, 0.5, 3.0, 4.0, 0.25], "score": 0.75},
@@ -192,3 +214,17 @@ def test_an_images_people_do_not_depend_on_the_batch_it_runs_in(checkpoint, phot
         torch.set_num_threads(threads)
     assert len({image.height for image in images}) == 4 and threads == 1
     assert batched == alone and len(alone) > 0
+
+
+def test_person_dicts_carry_the_keys_shapes_and_types_of_vitposes_post_processing():
+    """transformers' `VitPoseImageProcessor.post_process_pose_estimation` gives per person `keypoints` [K, 2],
+    `scores` [K], `labels` [K] (int64) and `bbox` [4] (x1, y1, x2, y2), as float32 / int64 tensors; semipose's
+    people carry the same as numpy arrays, beside `score` and `keypoint_scores`."""
+    outputs = type("VitPoseOutputs", (), {"heatmaps": torch.zeros(1, 3, 64, 48)})()
+    vitpose = VitPoseImageProcessor().post_process_pose_estimation(outputs, boxes=[[[10.0, 20.0, 30.0, 40.0]]])[0][0]
+    ours = person_dicts({"keypoints": torch.tensor([[[4.0, 9.0], [2.0, 3.0], [7.5, 1.0]]]),
+                         "keypoint_scores": torch.tensor([[0.5, 0.25, 0.0]]), "scores": torch.tensor([0.4])})[0]
+    for name, value in vitpose.items():
+        assert (ours[name].shape, str(ours[name].dtype)) == (tuple(value.shape), str(value.dtype).split(".")[-1])
+    assert ours["bbox"].tolist() == [2.0, 1.0, 7.5, 9.0] and ours["labels"].tolist() == [0, 1, 2]
+    assert set(ours) == set(vitpose) | {"score", "keypoint_scores"}
