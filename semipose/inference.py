@@ -49,6 +49,7 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModelForPoseEstimat
 from .data.folder_files import files_under, relative_stems
 from .modeling import MODEL_FAMILIES, check_decoding_settings
 from .modeling.pipeline_pose_estimation import (
+    REDUCED_BY,
     UnreadableImageError,
     check_channel_order,
     estimate_people,
@@ -484,8 +485,10 @@ class _FileRecords:
         return batch
 
     def add(self, index: int, image: PIL.Image.Image, people: dict[str, torch.Tensor]) -> None:
-        """Record the people of `paths[index]` and save its picture."""
-        drawn = draw_predictions([image], [people], self.skeleton, self.keypoint_threshold)[0]
+        """Record the people of `paths[index]` and save its picture, drawn on the photo at its own size (a photo
+        decoded reduced for the network is decoded again whole: the picture is for people to look at)."""
+        whole = open_image(self.paths[index]) if image.info.get(REDUCED_BY, 1) > 1 else image
+        drawn = draw_predictions([whole], [people], self.skeleton, self.keypoint_threshold)[0]
         picture = self.output_dir / self.pictures[index]
         picture.parent.mkdir(parents=True, exist_ok=True)
         drawn.save(picture)

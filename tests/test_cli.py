@@ -149,8 +149,9 @@ def test_predict_writes_coco_results_and_one_picture_per_photo(tmp_path, capsys,
     input_size = PoseEstimator.from_pretrained(checkpoint).input_size  # 64: the photos decode reduced by 2 or 4
     for entry in listing["images"]:
         assert (entry["width"], entry["height"]) == sizes[entry["id"]]  # the photo's own size
-        drawn_on = open_image(photos_dir / f"{entry['id']:012d}.jpg", input_size)
-        assert Image.open(output / entry["picture"]).size == drawn_on.size < sizes[entry["id"]]
+        network_saw = open_image(photos_dir / f"{entry['id']:012d}.jpg", input_size)
+        assert network_saw.size < sizes[entry["id"]]  # decoded reduced for the network ...
+        assert Image.open(output / entry["picture"]).size == sizes[entry["id"]]  # ... and drawn at the photo's size
     assert out.strip().endswith(f"4 images, {len(results)} people -> {output / 'predictions.json'} and 4 pictures")
 
 

@@ -180,7 +180,7 @@ def test_people_of_a_reduced_decode_map_back_to_the_photos_pixels_exactly(tmp_pa
     """The same reduced pixels predicted as a plain image, then scaled by the factor (pixel centers: x -> 8 (x +
     0.5) - 0.5) and clipped into the photo, are the people `PoseEstimator` returns for the file (where the plain
     prediction was not clipped into the reduced image itself); `semipose
-    predict`'s records give the photo's own size, and its picture is drawn on the reduced pixels."""
+    predict`'s records give the photo's own size, and its picture is drawn at the photo's own size too."""
     path = _large_jpeg(tmp_path / "large.jpg", photos[0])
     estimator = PoseEstimator.from_pretrained(checkpoint, device="cpu")
     reduced = open_image(path, estimator.input_size)
@@ -197,7 +197,7 @@ def test_people_of_a_reduced_decode_map_back_to_the_photos_pixels_exactly(tmp_pa
     summary = write_predictions(estimator, [path], tmp_path / "out", show_progress=False)
     images = json.loads((tmp_path / "out" / "images.json").read_text())["images"]
     assert (summary["num_images"], images[0]["width"], images[0]["height"]) == (1, 1030, 777)
-    assert Image.open(tmp_path / "out" / images[0]["picture"]).size == reduced.size
+    assert Image.open(tmp_path / "out" / images[0]["picture"]).size == (1030, 777) != reduced.size
 
 
 def test_numpy_arrays_give_the_people_of_the_pil_image_in_either_channel_order(checkpoint, photos):
