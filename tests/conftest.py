@@ -15,9 +15,12 @@ def coco_fixture_dir() -> Path:
     return FIXTURES / "coco"
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True)
 def _one_torch_thread_per_test_worker():
-    """pytest-xdist already runs one worker per core; more torch threads per worker only contend."""
+    """pytest-xdist already runs one worker per core; more torch threads per worker only contend. Set before every
+    test, not once: a test that runs the main job in-process (`torch_threads="auto"`) or sets threads itself would
+    otherwise leave them to the tests after it in its worker, and the thread count moves convolutions' last bits
+    (the crash-safety test compares an in-process run with child processes, bit for bit)."""
     torch.set_num_threads(1)
 
 
