@@ -43,8 +43,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
+from .evaluation.pixel_error import match_people, oks_from_squared_distances
 from .skeletons import Skeleton
 
 DEFAULT_MAX_AGE = 10
@@ -119,9 +119,7 @@ def object_keypoint_similarity(
     """
     shared, squared = _shared_keypoints(keypoints_a, scores_a, keypoints_b, scores_b, keypoint_threshold)
     areas = np.maximum(np.prod(_box_sides(keypoints_a, _confident(keypoints_a, scores_a, keypoint_threshold)), -1), 1)
-    spread = 2 * areas[:, None, None] * (2 * np.asarray(sigmas, dtype=np.float64)) ** 2
-    similarity = np.where(shared, np.exp(-squared / spread), 0.0).sum(-1)
-    return similarity / np.maximum(shared.sum(-1), 1)
+    return oks_from_squared_distances(squared, areas, sigmas, shared)
 
 
 def keypoint_distance(
@@ -228,9 +226,8 @@ class PoseTracker:
         """(track index, person index) pairs: the assignment of most summed similarity among gated pairs."""
         if not self.tracks or not len(keypoints):
             return []
-        similarity = self._similarity(keypoints, scores)
-        rows, columns = linear_sum_assignment(-similarity)
-        return [(row, column) for row, column in zip(rows.tolist(), columns.tolist()) if similarity[row, column] > 0]
+        rows, columns = match_people(self._similarity(keypoints, scores))
+        return list(zip(rows.tolist(), columns.tolist()))
 
     def _similarity(self, keypoints: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """`(T, M)`: how well each track's predicted pose fits each person, 0 for pairs outside the gate."""

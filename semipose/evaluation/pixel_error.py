@@ -88,11 +88,29 @@ def object_keypoint_similarity(
     Returns:
         `[N, M]` OKS in [0, 1].
     """
-    variances = (2 * np.asarray(sigmas, dtype=np.float64)) ** 2
-    delta = predicted_keypoints[None, :, :, :2] - truth_keypoints[:, None, :, :2]
-    scaled = (delta**2).sum(axis=-1) / variances / (areas[:, None, None] + np.spacing(1)) / 2
-    labeled = truth_keypoints[:, None, :, 2] > 0
-    return (np.exp(-scaled) * labeled).sum(axis=-1) / labeled.sum(axis=-1)
+    squared = ((predicted_keypoints[None, :, :, :2] - truth_keypoints[:, None, :, :2]) ** 2).sum(axis=-1)
+    labeled = np.broadcast_to(truth_keypoints[:, None, :, 2] > 0, squared.shape)
+    return oks_from_squared_distances(squared, areas + np.spacing(1), sigmas, labeled)
+
+
+def oks_from_squared_distances(
+    squared: np.ndarray, areas: np.ndarray, sigmas: Sequence[float], counted: np.ndarray
+) -> np.ndarray:
+    """The COCO formula, `mean_k exp(-d_k^2 / (2 s^2 (2 sigma_k)^2))` over the counted keypoints of each pair: the one
+    OKS of evaluation and of tracking, which differ only in the scale `s^2` and in which keypoints count.
+
+    Args:
+        squared: `[A, B, K]` squared keypoint distances of each (a, b) pair.
+        areas: `[A]` the scale `s^2` of each `a`.
+        sigmas: K per-keypoint OKS constants.
+        counted: `[A, B, K]` bool, the keypoints the mean runs over.
+
+    Returns:
+        `[A, B]` OKS in [0, 1]; 0 for a pair with no counted keypoint.
+    """
+    spread = 2 * areas[:, None, None] * (2 * np.asarray(sigmas, dtype=np.float64)) ** 2
+    similarity = np.where(counted, np.exp(-squared / spread), 0.0).sum(axis=-1)
+    return similarity / np.maximum(counted.sum(axis=-1), 1)
 
 
 def match_people(oks: np.ndarray, min_oks: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
