@@ -61,13 +61,12 @@ import os
 import shlex
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import transformers
 
 from benchmarks.machine_info import machine_info
-from benchmarks.ssl_grid.cells import Cell, grid, pilot_cells, schedule
+from benchmarks.ssl_grid.cells import Cell, grid, pilot_cells
 from benchmarks.ssl_grid.estimate import MEASURE_STEPS, dry_run_text, estimate_seconds, fit_timing, kind, timing_cells
 from benchmarks.ssl_grid.figure import save_pseudo_people_figure
 from benchmarks.ssl_grid.paired import METHOD
@@ -87,7 +86,7 @@ from benchmarks.ssl_grid.report import (
     plot_pseudo_label_curves,
     summarize,
 )
-from benchmarks.ssl_grid.runner import run_cell
+from benchmarks.ssl_grid.runner import train_pending
 from benchmarks.ssl_grid.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,33 +106,6 @@ def store_for(args, regime: Regime, image_size: int) -> RunStore:
     settings = {"regime": regime.name, "image_size": image_size, "data_flags": regime.main_job_flags(image_size),
                 "extra_args": args.main_job_args}
     return RunStore(Path(args.runs_dir or RESULTS / f"{regime.output_stem}_runs"), settings)
-
-
-def train_pending(tasks: list[tuple[RunStore, Cell]], steps: int, args, on_finished) -> list[str]:
-    """Train the tasks whose run is not in their store yet, `--jobs` at a time; returns the failures."""
-    pending = [(store, cell) for store, cell in tasks if store.load(cell, steps) is None]
-    print(f"{len(tasks) - len(pending)} of {len(tasks)} runs already finished; training {len(pending)}.", flush=True)
-    plan, failures = schedule(steps, args.main_job_args), []
-    with tempfile.TemporaryDirectory(prefix="bench_ssl_") as work_dir:
-        pool = ThreadPoolExecutor(max_workers=max(1, args.jobs))
-        try:
-            futures = {
-                pool.submit(run_cell, cell, plan, store.settings["data_flags"], store.settings["extra_args"],
-                            args.cache_dir, Path(work_dir) / store.folder.name): (store, cell)  # stores share cells
-                for store, cell in pending
-            }
-            for future in as_completed(futures):
-                store, cell = futures[future]
-                try:
-                    store.save(cell, steps, future.result())
-                except RuntimeError as error:  # the others go on; a rerun retries this one
-                    failures.append(str(error))
-                    print(error, flush=True)
-                    continue
-                on_finished()
-        finally:  # interrupted: the queued runs are dropped, not started
-            pool.shutdown(wait=True, cancel_futures=True)
-    return failures
 
 
 def _relative(path: Path) -> str:

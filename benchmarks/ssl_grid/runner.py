@@ -19,12 +19,19 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .cells import PSEUDO_KEYPOINT_THRESHOLD, PSEUDO_PERSON_THRESHOLD, REPO, Cell, Schedule, main_job_command
+from .cells import PSEUDO_KEYPOINT_THRESHOLD, PSEUDO_PERSON_THRESHOLD, REPO, Cell, Schedule, main_job_command, schedule
+from .store import RunStore
+
+Readout = Callable[[Cell, Schedule, Path, str], dict[str, Any]]
+"""What a semi run's saved teachers are read for: (cell, schedule, run folder, dataset folder) -> diagnostics."""
 
 ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
               "HF_DATASETS_DISABLE_PROGRESS_BARS": "1"}
@@ -36,18 +43,19 @@ EVALUATION_KEYS = (
 
 
 def run_cell(cell: Cell, plan: Schedule, data_flags: list[str], extra_args: list[str], cache_dir: str,
-             work_dir: Path) -> dict[str, Any]:
-    """Train `cell` for `plan.steps` steps and return its run record (RuntimeError if the job fails)."""
+             work_dir: Path, readout: Readout | None = None) -> dict[str, Any]:
+    """Train `cell` for `plan.steps` steps and return its run record (RuntimeError if the job fails); a semi run's
+    teachers are read by `readout` (default: the crowd grid's `teacher_readout`)."""
     output_dir = work_dir / f"{cell.name}-{plan.steps}steps"
     shutil.rmtree(output_dir, ignore_errors=True)  # a run killed before is started over
     command = main_job_command(cell, plan, data_flags, extra_args, cache_dir, output_dir)
     start = time.perf_counter()
-    _run(command, cell.name)
+    run_subprocess(command, cell.name)
     summary = json.loads((output_dir / "final_metrics.json").read_text())
     state = json.loads((output_dir / f"checkpoint-{plan.steps}" / "trainer_state.json").read_text())
     diagnostics = {"train_log": train_log(state["log_history"]), "evaluations": evaluations(state["log_history"])}
     if cell.mode == "semi":
-        diagnostics |= _read_teacher(cell, plan, output_dir, summary["dataset"])
+        diagnostics |= (readout or _read_teacher)(cell, plan, output_dir, summary["dataset"])
     seconds = time.perf_counter() - start
     shutil.rmtree(output_dir, ignore_errors=True)
     print(f"{cell.name}: AP {summary['metrics']['eval_AP']:.3f} in {seconds:.0f} s", flush=True)
@@ -56,7 +64,37 @@ def run_cell(cell: Cell, plan: Schedule, data_flags: list[str], extra_args: list
             "diagnostics": diagnostics}
 
 
-def _run(command: list[str], name: str) -> None:
+def train_pending(tasks: list[tuple[RunStore, Cell]], steps: int, args, on_finished,
+                  readout: Readout | None = None) -> list[str]:
+    """Train the tasks whose run is not in their store yet, `args.jobs` at a time (the data flags from each store's
+    settings, `args.cache_dir`, `args.main_job_args`); `readout` as for `run_cell`. Returns the failures."""
+    pending = [(store, cell) for store, cell in tasks if store.load(cell, steps) is None]
+    print(f"{len(tasks) - len(pending)} of {len(tasks)} runs already finished; training {len(pending)}.", flush=True)
+    plan, failures = schedule(steps, args.main_job_args), []
+    with tempfile.TemporaryDirectory(prefix="bench_ssl_") as work_dir:
+        pool = ThreadPoolExecutor(max_workers=max(1, args.jobs))
+        try:
+            futures = {
+                pool.submit(run_cell, cell, plan, store.settings["data_flags"], store.settings["extra_args"],
+                            args.cache_dir, Path(work_dir) / store.folder.name,  # stores share cells
+                            readout): (store, cell)
+                for store, cell in pending
+            }
+            for future in as_completed(futures):
+                store, cell = futures[future]
+                try:
+                    store.save(cell, steps, future.result())
+                except RuntimeError as error:  # the others go on; a rerun retries this one
+                    failures.append(str(error))
+                    print(error, flush=True)
+                    continue
+                on_finished()
+        finally:  # interrupted: the queued runs are dropped, not started
+            pool.shutdown(wait=True, cancel_futures=True)
+    return failures
+
+
+def run_subprocess(command: list[str], name: str) -> None:
     completed = subprocess.run(command, env=dict(os.environ, **ONE_THREAD), capture_output=True, text=True, cwd=REPO)
     if completed.returncode != 0:
         raise RuntimeError(f"{name} failed ({completed.returncode}): {' '.join(command)}\n{completed.stderr[-3000:]}")
@@ -70,7 +108,7 @@ def _read_teacher(cell: Cell, plan: Schedule, output_dir: Path, dataset: str) ->
         "--keypoint_threshold", str(PSEUDO_KEYPOINT_THRESHOLD), "--output", str(readout_file),
         "--snapshot_steps", *map(str, plan.snapshot_steps),
     ]
-    _run(command, f"{cell.name} (teacher readout)")
+    run_subprocess(command, f"{cell.name} (teacher readout)")
     return json.loads(readout_file.read_text())
 
 

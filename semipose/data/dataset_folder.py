@@ -4,17 +4,20 @@
 synthetic) into a folder that `datasets.load_dataset(folder, config, split=split)` reads through
 the YAML `configs:` of its README.md (datasets 4+ has no loading scripts):
 
-- configs `ratio_1`, `ratio_5`, `ratio_10` (one per ratio) and `full`, each with splits `labeled`,
-  `unlabeled` and `validation`;
+- configs `ratio_1`, `ratio_5`, `ratio_10` (one per ratio), `labeled_n` (one per labeled count, for
+  the few-frames setting of animal labs: `labeled_10` labels 10 images) and `full`, each with splits
+  `labeled`, `unlabeled` and `validation`;
 - the labeled subset of `ratio_r` is the first `ceil(r * N / 100)` of a seeded shuffle of the N
-  training images with at least one labeled person, so subsets are nested (1 within 5 within 10);
+  training images with at least one labeled person, that of `labeled_n` the first n, so subsets are
+  nested (1 within 5 within 10);
 - its unlabeled split is every other training image, annotations removed, plus the images of
   the extra unlabeled folders and the sampled frames of extra videos (`semipose.data.video_frames`, extracted
   into `video_frames/`); `full` labels all N and leaves only the extra images unlabeled.
 
 Rows follow `semipose.data.coco_format.pose_features`. Configs share files, so that an embedded
 dataset holds each image at most twice (with and without annotations) instead of once per config:
-`data/labeled/draw_A-B.parquet` holds the images drawn between A% and B% of the shuffle,
+`data/labeled/draw_A-B.parquet` holds the images drawn between A% and B% of the shuffle (with labeled
+counts, `draw_images_A-B.parquet` the A-th to B-th image),
 `data/unlabeled/` the same images without annotations plus `no_labeled_person.parquet` (training
 images no subset can draw) and `extra.parquet`. A config's split lists its files; its rows come
 file by file, by image id within a file. Files and splits without rows are not written, because
@@ -116,6 +119,7 @@ def prepare_dataset_folder(
     sources: Mapping[str, str] | None = None,
     seed: int = 0,
     ratios: Sequence[float] = (1, 5, 10),
+    labeled_counts: Sequence[int] = (),
     embed_images: bool = False,
     extra_unlabeled_dirs: Sequence[str | Path] = (),
     video_sampling: VideoSampling | None = None,
@@ -143,6 +147,8 @@ def prepare_dataset_folder(
             `train_annotations` and `val_annotations` (default: the annotation files' paths).
         seed: seed of the shuffle that draws the labeled subsets.
         ratios: labeled percentages, one config `ratio_{r}` each, 0 < r <= 100.
+        labeled_counts: labeled image counts, one config `labeled_{n}` each, 0 < n <= N; every subset (of
+            `ratios` or counts) must label a different number of images.
         embed_images: store image bytes in the parquet files (portable, `push_to_hub`-ready)
             instead of absolute paths to the original files.
         extra_unlabeled_dirs: folders whose image files (sub-folders searched, hidden files and folders
@@ -165,7 +171,7 @@ def prepare_dataset_folder(
         The absolute path of the written folder.
     """
     output_dir = Path(output_dir).resolve()
-    ratios = _check_ratios(ratios)
+    ratios = _check_ratios(ratios, allow_none=bool(labeled_counts))
     _check_output_dir(output_dir, overwrite)
     sources = dict(sources or {"train_annotations": _source_name(train_annotations, "training annotations"),
                                "val_annotations": _source_name(val_annotations, "validation annotations")})
@@ -180,7 +186,7 @@ def prepare_dataset_folder(
     video_sampling = video_sampling or VideoSampling()
     extra, videos = _extra_unlabeled_rows(extra_unlabeled_dirs, first_extra_id, show_progress, video_sampling,
                                           output_dir)
-    plan = _plan_folder(train, validation, extra, ratios, seed)
+    plan = _plan_folder(train, validation, extra, ratios, tuple(labeled_counts), seed)
     metadata = _metadata(plan, skeleton_info, seed, ratios, embed_images, {
         **sources, "extra_unlabeled_dirs": [str(Path(d).resolve()) for d in extra_unlabeled_dirs],
         **_video_sources(videos, video_sampling),
@@ -321,6 +327,8 @@ def add_dataset_folder_arguments(parser: argparse.ArgumentParser, *, license: st
                              "draws one)")
     parser.add_argument("--ratios", type=float, nargs="+", default=[1, 5, 10],
                         help="labeled percentages, one config ratio_R each")
+    parser.add_argument("--labeled-counts", type=int, nargs="+", default=[], metavar="N",
+                        help="labeled image counts, one config labeled_N each (nested with the ratios' subsets)")
     parser.add_argument("--embed-images", action="store_true",
                         help="store image bytes (portable) instead of absolute paths")
     parser.add_argument("--extra-unlabeled", type=Path, nargs="+", default=[], metavar="PATH",
@@ -344,7 +352,8 @@ def dataset_folder_options(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "output_dir": args.output, "seed": args.seed,
         "ratios": [int(ratio) if float(ratio).is_integer() else ratio for ratio in args.ratios],
-        "embed_images": args.embed_images, "extra_unlabeled_dirs": args.extra_unlabeled,
+        "labeled_counts": args.labeled_counts, "embed_images": args.embed_images,
+        "extra_unlabeled_dirs": args.extra_unlabeled,
         "overwrite": args.overwrite, "decode_images": args.decode_images,
         "show_progress": not args.no_progress, "license": args.license,
         "allow_outside_image_dir": args.allow_outside_image_dir,
@@ -358,7 +367,9 @@ def _metadata(
 ) -> dict[str, Any]:
     """Contents of `semipose_dataset.json`: how the folder was made and what each split holds."""
     return {
-        "skeleton": skeleton.to_dict(), "seed": seed, "ratios": list(ratios), "embedded": embedded,
+        "skeleton": skeleton.to_dict(), "seed": seed, "ratios": list(ratios),
+        "labeled_counts": [int(name.removeprefix("labeled_")) for name in plan.configs if name.startswith("labeled_")],
+        "embedded": embedded,
         "num_eligible_train_images": plan.num_eligible,
         "configs": {
             config: {split: plan.count(config, split) for split in SPLITS}
@@ -369,11 +380,11 @@ def _metadata(
     }
 
 
-def _check_ratios(ratios: Sequence[float]) -> tuple[float, ...]:
-    """Ratios sorted ascending; each a percentage in (0, 100], no duplicates."""
+def _check_ratios(ratios: Sequence[float], allow_none: bool = False) -> tuple[float, ...]:
+    """Ratios sorted ascending; each a percentage in (0, 100], no duplicates (none only if `allow_none`)."""
     ratios = tuple(sorted(ratios))
     in_range = all(0 < ratio <= 100 for ratio in ratios)
-    if not ratios or not in_range or len(set(ratios)) < len(ratios):
+    if not (ratios or allow_none) or not in_range or len(set(ratios)) < len(ratios):
         raise ValueError(
             f"ratios must be distinct labeled percentages in (0, 100], got {list(ratios)}."
         )
@@ -494,33 +505,47 @@ def _draw_order(train: list[dict[str, Any]], seed: int) -> list[int]:
     return [int(image_id) for image_id in np.random.default_rng(seed).permutation(eligible)]
 
 
+def _labeled_subsets(
+    ratios: tuple[float, ...], labeled_counts: tuple[int, ...], num_eligible: int
+) -> list[tuple[str, int]]:
+    """(config name, labeled images) per subset, smallest first."""
+    subsets = [(f"ratio_{ratio:g}", math.ceil(ratio * num_eligible / 100)) for ratio in ratios]
+    for count in labeled_counts:
+        if not 0 < count <= num_eligible:
+            raise ValueError(f"labeled_counts: {count} labeled images asked for, but the training split has "
+                             f"{num_eligible} images with a labeled person; expected 1 to {num_eligible}.")
+        subsets.append((f"labeled_{count}", count))
+    return sorted(subsets, key=lambda subset: subset[1])
+
+
 def _plan_folder(
     train: list[dict[str, Any]], validation: list[dict[str, Any]], extra: list[dict[str, Any]],
-    ratios: tuple[float, ...], seed: int,
+    ratios: tuple[float, ...], labeled_counts: tuple[int, ...], seed: int,
 ) -> _FolderPlan:
-    """Cut the draw into parts between consecutive ratios and give each config its files."""
+    """Cut the draw into parts between consecutive subset sizes and give each config its files."""
     order = _draw_order(train, seed)
     by_id = {row["image_id"]: row for row in train}
-    percents = (0, *ratios, 100)
-    stops = [0, *(math.ceil(ratio * len(order) / 100) for ratio in ratios), len(order)]
+    subsets = _labeled_subsets(ratios, labeled_counts, len(order))
+    stops = [0, *(stop for _, stop in subsets), len(order)]
+    names = [f"images_{start}-{stop}" for start, stop in pairwise(stops)] if labeled_counts else [
+        f"{low:g}-{high:g}" for low, high in pairwise((0, *ratios, 100))]
     plan = _FolderPlan(num_eligible=len(order))
     plan.files[_VALIDATION_FILE] = validation
     labeled, unlabeled = [], []
-    for (low, high), (start, stop) in zip(pairwise(percents), pairwise(stops), strict=True):
+    for name, (start, stop) in zip(names, pairwise(stops), strict=True):
         rows = [by_id[image_id] for image_id in sorted(order[start:stop])]
-        labeled.append(f"data/labeled/draw_{low:g}-{high:g}.parquet")
-        unlabeled.append(f"data/unlabeled/draw_{low:g}-{high:g}.parquet")
+        labeled.append(f"data/labeled/draw_{name}.parquet")
+        unlabeled.append(f"data/unlabeled/draw_{name}.parquet")
         plan.files[labeled[-1]] = rows
         plan.files[unlabeled[-1]] = [without_annotations(row) for row in rows]
     plan.files[_NO_PERSON_FILE] = [
         without_annotations(row) for row in train if not row["annotation_ids"]
     ]
     plan.files[_EXTRA_FILE] = extra
-    for index, ratio in enumerate(ratios):
-        name = f"ratio_{ratio:g}"
+    for index, (name, stop) in enumerate(subsets):
         plan.configs[name] = _config_files(plan, labeled[:index + 1],
                                            unlabeled[index + 1:] + [_NO_PERSON_FILE, _EXTRA_FILE])
-        plan.labeled_image_ids[name] = sorted(order[:stops[index + 1]])
+        plan.labeled_image_ids[name] = sorted(order[:stop])
     plan.configs[FULL_CONFIG] = _config_files(plan, labeled, [_EXTRA_FILE])
     plan.labeled_image_ids[FULL_CONFIG] = sorted(order)
     plan.files = {path: rows for path, rows in plan.files.items() if rows}
@@ -648,8 +673,8 @@ def _card(metadata: dict[str, Any], name: str) -> str:
         f"- Images: {images}.",
         f"- Labeled subsets: seed {metadata['seed']}; `numpy.random.default_rng(seed).permutation` "
         f"of the sorted ids of the N = {metadata['num_eligible_train_images']} training images "
-        "with at least one labeled person; `ratio_r` labels the first `ceil(r * N / 100)` "
-        "(nested subsets); its unlabeled split holds every other training image (annotations "
+        "with at least one labeled person; `ratio_r` labels the first `ceil(r * N / 100)`, "
+        "`labeled_n` the first n (nested subsets); its unlabeled split holds every other training image (annotations "
         "removed) and the extra images.",
         "",
         "```python",

@@ -50,6 +50,11 @@ class SemiPoseTrainingArguments(TrainingArguments):
         default=None,
         metadata={"help": "Min teacher person score; default: the model config's (its family's score scale)."},
     )
+    pseudo_person_quantile: float | None = field(
+        default=None,
+        metadata={"help": "Instead of the fixed person threshold: this quantile of each batch's decoded person scores "
+                          "(0.5: the better half of the teacher's people are taught), whatever the scores' level."},
+    )
     pseudo_keypoint_threshold: float = field(default=0.3, metadata={"help": "Min teacher keypoint score."})
     pseudo_ignore_threshold: float = field(
         default=0.1, metadata={"help": "Teacher heatmap values in [this, keypoint threshold) are not trained on."}
@@ -131,6 +136,8 @@ class SemiPoseTrainingArguments(TrainingArguments):
                 "max_consecutive_nonfinite_steps must be >= 0 (0: never stop), "
                 f"got {self.max_consecutive_nonfinite_steps}."
             )
+        if self.pseudo_person_quantile is not None and not 0 <= self.pseudo_person_quantile < 1:
+            raise ValueError(f"pseudo_person_quantile must be in [0, 1), got {self.pseudo_person_quantile}.")
         if self.unlabeled_ratio < 1:
             raise ValueError(f"unlabeled_ratio must be >= 1, got {self.unlabeled_ratio}.")
         try:

@@ -30,8 +30,28 @@ import torch
 import torch.nn.functional as F
 
 
-def select_confident_people(decoded, person_threshold: float, keypoint_threshold: float) -> torch.Tensor:
-    """Keypoints [B, M', K, 3] of the confident people of `decoded` (a `DecodedPoses`), packed to the front.
+def pseudo_person_mask(decoded, person_threshold: float | torch.Tensor, keypoint_threshold: float) -> torch.Tensor:
+    """Bool [B, M]: the one pseudo-person predicate, a decoded person whose score reaches `person_threshold` (a
+    number or 0-d tensor) with at least one keypoint at or above `keypoint_threshold`."""
+    confident_keypoint = (decoded.keypoint_scores >= keypoint_threshold).any(dim=-1)
+    return decoded.mask & (decoded.scores >= person_threshold) & confident_keypoint
+
+
+def batch_quantile_threshold(decoded, quantile: float) -> torch.Tensor:
+    """The `quantile` of the batch's decoded person scores (0-d tensor; 0 when nobody was decoded): a threshold on
+    the teacher's own score scale, so the best `1 - quantile` of its people are taught whatever its scores' level.
+
+    Example: scores 0.1, 0.2, 0.3, 0.4 at quantile 0.5 give 0.25 (linear interpolation, `torch.quantile`).
+    """
+    scores = decoded.scores[decoded.mask].float()
+    return torch.quantile(scores, quantile) if scores.numel() else scores.new_zeros(())
+
+
+def select_confident_people(
+    decoded, person_threshold: float | torch.Tensor, keypoint_threshold: float
+) -> torch.Tensor:
+    """Keypoints [B, M', K, 3] of the people of `decoded` (a `DecodedPoses`) that `pseudo_person_mask` keeps,
+    packed to the front.
 
     Args:
         decoded: `keypoints [B, M, K, 2]`, `keypoint_scores [B, M, K]`, `scores [B, M]`, `mask [B, M]`.
@@ -39,7 +59,7 @@ def select_confident_people(decoded, person_threshold: float, keypoint_threshold
         keypoint_threshold: minimum keypoint score for a keypoint to be labeled.
     """
     labeled = decoded.keypoint_scores >= keypoint_threshold
-    keep = decoded.mask & (decoded.scores >= person_threshold) & labeled.any(dim=-1)
+    keep = pseudo_person_mask(decoded, person_threshold, keypoint_threshold)
     visibility = (labeled & keep.unsqueeze(-1)).to(decoded.keypoints.dtype) * 2.0
     keypoints = torch.cat([decoded.keypoints * (visibility.unsqueeze(-1) > 0), visibility.unsqueeze(-1)], dim=-1)
     order = torch.argsort(keep.to(torch.int8), dim=1, descending=True, stable=True)

@@ -91,6 +91,12 @@ class ModelArguments:
         default=1.0,
         metadata={"help": "Gaussian target sigma in heatmap pixels: 1.0 suits 64-128 px inputs, 2.0 suits 512 px."},
     )
+    max_individuals: int | None = field(
+        default=None,
+        metadata={"help": "Most animals or people in any image (1 for a single animal), as SLEAP and DeepLabCut ask: "
+                          "the decoder keeps this many best-scored ones, for pseudo labels, evaluation and "
+                          "prediction (the config's max_people); default: the config's (30)."},
+    )
     config_overrides: str | None = field(
         default=None,
         metadata={"help": "Config fields to override, e.g. 'offset_loss_weight=0.3,center_threshold=0.05'."},
@@ -208,6 +214,9 @@ def build_training_data(
         return lazy_images(rows)
 
     labeled, validation = split("labeled"), split("validation")
+    if model_args.max_individuals is not None:
+        for name, rows in (("labeled", labeled), ("validation", validation)):
+            check_max_individuals(rows, model_args.max_individuals, f"{folder} ({name})")
     check_images_readable(validation, "validation")  # evaluation needs all of them: fail now, not hours later
     augmentation = getattr(AugmentationConfig, data_args.labeled_augmentation)()
     labeled_transform = LabeledTransform(model_args.input_size, augmentation, skeleton=skeleton)
@@ -221,6 +230,18 @@ def build_training_data(
     pairs = SemiSupervisedDataset(labeled, unlabeled, training_args.unlabeled_ratio)
     collator = SemiSupervisedCollator(labeled_collator, PoseDataCollator())
     return TrainingData(folder, skeleton, pairs, collator, validation, logged_unlabeled_images)
+
+
+def check_max_individuals(rows: HFDataset, max_individuals: int, source: str) -> None:
+    """ValueError naming the first image of `rows` with more labeled individuals than `max_individuals`."""
+    for index, counts in enumerate(rows["num_keypoints"]):
+        labeled = sum(1 for count in counts if count > 0)
+        if labeled > max_individuals:
+            row = rows.select_columns(["image_id", "file_name"])[index]
+            raise ValueError(
+                f"--max_individuals {max_individuals}: image {row['image_id']} ({row['file_name']}) of {source} has "
+                f"{labeled} labeled individuals; expected at most {max_individuals}."
+            )
 
 
 def build_model(model_args: ModelArguments, skeleton: Skeleton, seed: int) -> PreTrainedModel:
@@ -240,6 +261,10 @@ def build_model(model_args: ModelArguments, skeleton: Skeleton, seed: int) -> Pr
         flip_test=bool(model_args.flip_test) and skeleton.can_flip,
         **skeleton.config_fields(),
     )
+    if model_args.max_individuals is not None:
+        if model_args.max_individuals < 1:
+            raise ValueError(f"--max_individuals must be at least 1, got {model_args.max_individuals}.")
+        config.max_people = model_args.max_individuals
     if model_args.flip_test and not skeleton.can_flip:
         logger.warning("Flip test off: the %r skeleton is never mirrored (see its flip_pairs).", skeleton.name)
     if model_args.config_overrides:

@@ -74,7 +74,7 @@ from .consistency import heatmap_consistency_loss
 from .data_health import UnreadableImagesMixin
 from .ema import EmaPairing, build_teacher
 from .hardware import resolve_torch_threads
-from .pseudo_labels import select_confident_people, uncertain_region_mask
+from .pseudo_labels import batch_quantile_threshold, pseudo_person_mask, select_confident_people, uncertain_region_mask
 from .seeded_samples import SeededSamples
 from .views import StrongView
 
@@ -193,15 +193,25 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
 
     @torch.no_grad()
     def _pseudo_keypoints(self, teacher_outputs) -> torch.Tensor:
-        """Teacher people on the weak view -> confident keypoints [B, M, K, 3] in weak-view pixels."""
+        """Teacher people on the weak view -> confident keypoints [B, M, K, 3] in weak-view pixels. Logs the
+        threshold used, the mean score of all decoded people and of the kept ones."""
         decoded = self.teacher.decode(teacher_outputs)
-        confident = select_confident_people(
-            decoded, self.args.pseudo_person_threshold, self.args.pseudo_keypoint_threshold
-        )
-        kept = decoded.mask & (decoded.scores >= self.args.pseudo_person_threshold)
+        threshold = self._pseudo_person_threshold(decoded)
+        keypoint_threshold = self.args.pseudo_keypoint_threshold
+        kept = pseudo_person_mask(decoded, threshold, keypoint_threshold)
+        terms = {"pseudo_person_threshold": torch.as_tensor(threshold, dtype=torch.float32)}
+        if decoded.mask.any():
+            terms["pseudo_decoded_person_score"] = decoded.scores[decoded.mask].mean()
         if kept.any():
-            self._record({"pseudo_mean_person_score": decoded.scores[kept].mean()})
-        return confident
+            terms["pseudo_mean_person_score"] = decoded.scores[kept].mean()
+        self._record(terms)
+        return select_confident_people(decoded, threshold, keypoint_threshold)
+
+    def _pseudo_person_threshold(self, decoded) -> float | torch.Tensor:
+        """The fixed threshold, or with `pseudo_person_quantile` that quantile of the batch's person scores."""
+        if self.args.pseudo_person_quantile is None:
+            return self.args.pseudo_person_threshold
+        return batch_quantile_threshold(decoded, self.args.pseudo_person_quantile)
 
     def _record(self, terms: dict[str, torch.Tensor]) -> None:
         """Held until the optimizer step is known to be finite (a skipped step's terms are dropped)."""

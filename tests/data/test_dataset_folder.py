@@ -147,9 +147,9 @@ def generated(tmp_path_factory) -> Path:
     return _write_generated_coco(folder)
 
 
-def _prepare_generated(annotations: Path, output_dir: Path, seed: int) -> dict:
+def _prepare_generated(annotations: Path, output_dir: Path, seed: int, **options) -> dict:
     prepare_dataset_folder(annotations, annotations.parent, annotations, annotations.parent,
-                           output_dir, seed=seed, show_progress=False)
+                           output_dir, seed=seed, show_progress=False, **options)
     return read_dataset_metadata(output_dir)
 
 
@@ -185,6 +185,29 @@ def test_labeled_subsets_are_seeded_nested_and_disjoint(generated, tmp_path):
     card = (tmp_path / "seed3" / "README.md").read_text()
     assert "seed 3" in card and "| ratio_5 | 8 | 192 | 200 |" in card
     assert ", ".join(map(str, sorted(ids["ratio_5"]))) in card
+
+
+def test_labeled_counts_label_exactly_that_many_images_nested_with_the_ratios(generated, tmp_path):
+    metadata = _prepare_generated(generated, tmp_path / "counts", seed=3, ratios=[5], labeled_counts=[25, 10])
+    by_ratio = _prepare_generated(generated, tmp_path / "ratios", seed=3)["labeled_image_ids"]
+    ids = {config: set(image_ids) for config, image_ids in metadata["labeled_image_ids"].items()}
+    assert list(metadata["configs"]) == ["ratio_5", "labeled_10", "labeled_25", "full"]  # smallest subset first
+    assert [len(ids[config]) for config in ("ratio_5", "labeled_10", "labeled_25")] == [8, 10, 25]
+    assert ids["ratio_5"] == set(by_ratio["ratio_5"]) and set(by_ratio["ratio_10"]) < ids["labeled_25"]
+    assert ids["ratio_5"] < ids["labeled_10"] < ids["labeled_25"] < ids["full"]
+    assert metadata["labeled_counts"] == [10, 25] and metadata["configs"]["labeled_10"]["unlabeled"] == 190
+    labeled = load_pose_dataset(tmp_path / "counts", "labeled_10", "labeled", cache_dir=tmp_path / "cache")
+    assert set(_ids(labeled)) == ids["labeled_10"]
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"labeled_counts": [151]}, "151 labeled images asked for, but the training split has 150 images"),
+    ({"labeled_counts": [0]}, "expected 1 to 150"),
+])
+def test_labeled_counts_out_of_range_are_refused(generated, tmp_path, options, message):
+    with pytest.raises(ValueError, match=message):
+        _prepare_generated(generated, tmp_path / "refused", seed=0, **options)
+    assert not (tmp_path / "refused").exists()
 
 
 def test_empty_split_loads_as_zero_rows_with_the_features(generated, tmp_path):

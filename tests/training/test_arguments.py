@@ -97,3 +97,20 @@ def test_main_job_flip_test_is_on_for_real_photos_and_off_for_synthetic_data(tmp
     model_args = parse_arguments(["--output_dir", str(tmp_path), "--backbone", "regnetx_002"])[0]
     assert model_args.flip_test is False
     assert build_model(model_args, get_skeleton("coco"), seed=0).config.flip_test is False
+
+
+def test_max_individuals_sets_how_many_people_the_model_decodes_and_refuses_crowded_labels(tiny_dataset_dir, tmp_path):
+    from semipose.training.recipe import build_model, build_training_data
+
+    model_args, data_args, training_args = parse_arguments([
+        "--output_dir", str(tmp_path), "--dataset_dir", str(tiny_dataset_dir), "--dataset_config", "ratio_10",
+        "--ssl_mode", "supervised", "--datasets_cache_dir", str(tmp_path / "cache"), "--max_individuals", "2"])
+    data = build_training_data(model_args, data_args, training_args)  # the tiny set draws 1 or 2 people an image
+    assert build_model(model_args, data.skeleton, seed=0).config.max_people == 2
+    model_args.max_individuals = 1
+    with pytest.raises(ValueError, match=r"--max_individuals 1: image \d+ \(.*\.png\) of .*tiny \(labeled\) has 2 "
+                                         r"labeled individuals; expected at most 1"):
+        build_training_data(model_args, data_args, training_args)
+    model_args.max_individuals = 0
+    with pytest.raises(ValueError, match="--max_individuals must be at least 1, got 0"):
+        build_model(model_args, data.skeleton, seed=0)
