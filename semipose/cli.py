@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 from . import __version__
 
 if TYPE_CHECKING:
+    from .inference import PoseEstimator
     from .skeletons import Skeleton
 
 # The defaults of semipose.tracking, semipose.smoothing and semipose.pose_exports, repeated for the help so that
@@ -117,7 +118,9 @@ def _add_predict_parser(subcommands: argparse._SubParsersAction) -> None:
         "Images: predictions.json (COCO keypoint results), images.json and one PNG per image with the people "
         "drawn; files that are not readable images are skipped with a warning. Videos (by suffix: .mp4, .mov, "
         ".mkv, ...): VIDEO.json (people per frame, with frame index and timestamp) and VIDEO_poses.mp4; with "
-        "--track also a track_id per person, and with --format the tracks as VIDEO_tracks.csv / .h5 / .slp.",
+        "--track also a track_id per person, and with --format the tracks as VIDEO_tracks.csv / .h5 / .slp. "
+        "A video that breaks off (truncated or corrupt) keeps every frame that decodes, with a warning; the run "
+        "fails (exit 2) only when it can read nothing, and then leaves no output folder.",
     )
     predict.add_argument("images", type=Path, metavar="IMAGE_VIDEO_OR_DIR",
                          help="An image, a video, or a folder of images and videos (sub-folders searched).")
@@ -187,8 +190,11 @@ def _add_dataset_arguments(parser: argparse.ArgumentParser, *, required: bool, h
 
 
 def run_predict(args: argparse.Namespace) -> dict[str, Any]:
-    """Predict every readable image and every video of `args.images`; print a one-line summary of each."""
-    from .inference import PoseEstimator, find_image_files, write_predictions
+    """Predict every readable image and every video of `args.images`; print a one-line summary of each.
+
+    A run that writes something ends normally, with a warning for what it could not read (a video that breaks
+    off keeps its frames); one that can read nothing fails (exit 2) and leaves no output folder it made."""
+    from .inference import PoseEstimator, find_image_files
     from .video import is_video_file, write_videos_predictions
 
     paths = find_image_files(args.images, exclude=args.output)
@@ -204,20 +210,56 @@ def run_predict(args: argparse.Namespace) -> dict[str, Any]:
         args.model, device=args.device, batch_size=args.batch_size, flip_test=args.flip_test,
         threshold=args.threshold, backend=args.backend, onnx_file=args.onnx,
     )
-    summary = {}
-    if images:
+    with removed_if_left_empty(args.output):
+        summary = predict_images(estimator, images, args, image_ids, has_videos=bool(videos)) if images else {}
+        if videos:
+            summary.update(write_videos_predictions(estimator, videos, args.output,
+                                                    keypoint_threshold=args.keypoint_threshold, **tracking))
+            print_video_summary(summary)
+        if not summary.get("num_images") and not summary.get("videos"):
+            reasons = [summary["images_error"]] if "images_error" in summary else []
+            reasons += [failed["reason"] for failed in summary.get("failed", [])]
+            raise ValueError(f"{args.images}: nothing could be read; expected at least one readable image or video. "
+                             f"{' '.join(reasons)}")
+    return summary
+
+
+def predict_images(
+    estimator: PoseEstimator, images: Sequence[Path], args: argparse.Namespace, image_ids: Sequence[int] | None, *,
+    has_videos: bool,
+) -> dict[str, Any]:
+    """`write_predictions` on the images; print its summary. Beside videos, files of which none is a readable image
+    (notes next to a clip) are reported and passed over (`images_error`), not an end to the run."""
+    from .inference import write_predictions
+
+    try:
         summary = write_predictions(estimator, images, args.output, keypoint_threshold=args.keypoint_threshold,
                                     image_ids=image_ids)
-        skipped = summary["num_skipped"]
-        skipped = f"; skipped {skipped} unreadable file(s), see images.json" if skipped else ""
-        untracked = " (not tracked: tracking follows people through videos only)" if args.track else ""
-        print(f"{summary['num_images']} images, {summary['num_people']} people -> "
-              f"{args.output / 'predictions.json'} and {summary['num_images']} pictures{skipped}{untracked}")
-    if videos:
-        summary.update(write_videos_predictions(estimator, videos, args.output,
-                                                keypoint_threshold=args.keypoint_threshold, **tracking))
-        print_video_summary(summary)
+    except ValueError as error:
+        if not has_videos:
+            raise
+        print(f"{len(images)} other file(s), no readable image among them: skipped ({error})")
+        return {"images_error": str(error)}
+    skipped = summary["num_skipped"]
+    skipped = f"; skipped {skipped} unreadable file(s), see images.json" if skipped else ""
+    untracked = " (not tracked: tracking follows people through videos only)" if args.track else ""
+    print(f"{summary['num_images']} images, {summary['num_people']} people -> "
+          f"{args.output / 'predictions.json'} and {summary['num_images']} pictures{skipped}{untracked}")
     return summary
+
+
+@contextmanager
+def removed_if_left_empty(folder: Path) -> Iterator[None]:
+    """Remove `folder`, and the parents made with it, when the block fails and leaves them empty: a failed run
+    leaves no empty output folder behind. Folders that were there before are kept."""
+    made = [path for path in [folder, *folder.parents] if not path.exists()]  # deepest first
+    try:
+        yield
+    except BaseException:
+        for path in made:
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+        raise
 
 
 def video_tracking_options(args: argparse.Namespace, *, has_videos: bool) -> dict[str, Any]:
@@ -241,11 +283,13 @@ def video_tracking_options(args: argparse.Namespace, *, has_videos: bool) -> dic
 
 
 def print_video_summary(summary: dict[str, Any]) -> None:
-    """One line per video written, one per video that failed."""
+    """One line per video written (one that breaks off is marked, its warning says where), one per video that
+    failed."""
     for video in summary["videos"]:
         tracks = "" if video.get("num_tracks") is None else f", {video['num_tracks']} tracks"
+        incomplete = " (incomplete, see the warning)" if video.get("error") else ""
         files = [video["json"], video["poses_video"], *video.get("exports", [])]
-        print(f"{video['video']}: {video['num_frames']} frames, {video['num_people']} people{tracks} -> "
+        print(f"{video['video']}: {video['num_frames']} frames{incomplete}, {video['num_people']} people{tracks} -> "
               f"{', '.join(files[:-1])} and {files[-1]}")
     for failed in summary["failed"]:
         print(f"failed: {failed['reason']}")

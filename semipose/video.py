@@ -1,18 +1,19 @@
-"""Videos in, people per frame out: frames read with PyAV, batched inference, a JSON and a drawn copy; people
-followed from frame to frame, smoothed, and exported for the analysis and labeling tools.
+"""Videos in, people per frame out: frames read with PyAV (`semipose.video_io`), batched inference, a JSON and a
+drawn copy; people followed from frame to frame, smoothed, and exported for the analysis and labeling tools.
 
 `semipose predict clip.mp4 --model DIR --output OUT` runs `write_video_predictions`: it writes
-`OUT/clip.json` (per frame: its index, its timestamp in seconds, its people) and `OUT/clip_poses.mp4`
-(the frames with the skeletons drawn, same size and frame rate). A video that breaks off (truncated
-or corrupt file) keeps the frames read before the break in both files, and the error names the frame.
+`OUT/clip.json` (per frame: its index, its timestamp in seconds from the stream, its people) and
+`OUT/clip_poses.mp4` (the frames with the skeletons drawn, same size, at the frames' own times). Frames stand
+upright as players show them (a display matrix is applied). A video that breaks off (truncated or corrupt file)
+keeps every frame that decoded in both files; the run ends normally with a warning naming the file and the frame
+reached, also recorded as the json's and the summary's `error`. A video with no frame to read fails before any
+file or folder is made.
 
 With `--track` (`track=True`) each person gets a `track_id` (`semipose.tracking.PoseTracker`) and is drawn in
 its track's color; `--smooth` adds a One-Euro filter per keypoint and track (`semipose.smoothing.PoseSmoother`);
 `--format dlc-csv dlc-h5 slp` writes the tracks as `OUT/clip_tracks.csv` / `.h5` (DeepLabCut tables) and
 `OUT/clip_tracks.slp` (SLEAP labels) after the json (`semipose.pose_exports`). `track_people` is the same path on
 any stream of frames.
-
-PyAV bundles FFmpeg, so no system ffmpeg is needed; it is the optional extra `semipose[video]`.
 
 Illustration (not run: needs a trained model folder and a video):
 
@@ -37,10 +38,7 @@ import logging
 import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from fractions import Fraction
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -54,162 +52,25 @@ from .pose_exports import EXPORT_FORMATS, check_export_library, export_poses, tr
 from .skeletons import Skeleton
 from .smoothing import PoseSmoother
 from .tracking import PoseTracker
+from .video_io import (
+    FALLBACK_FPS,
+    VIDEO_SUFFIXES,
+    Frame,
+    UnreadableVideoError,
+    VideoInfo,
+    VideoReader,
+    VideoWriter,
+    import_av,
+    is_video_file,
+    read_video_frames,
+)
 
 logger = logging.getLogger(__name__)
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".wmv", ".flv", ".ts"})
-"""File name suffixes `semipose predict` reads as videos (lower case); every other file is read as an image."""
 RESERVED_STEMS = frozenset({"predictions", "images"})
 """Stems of the image results (`predictions.json`, `images.json`) a video's json must not overwrite."""
-FALLBACK_FPS = Fraction(25)
-"""Frame rate assumed for a stream that states none."""
 EXPORT_STEM_SUFFIX = "_tracks"
 """Exported tracks go to `<name>_tracks.csv` / `.h5` / `.slp` beside `<name>.json` (see `export_file`)."""
-
-
-class UnreadableVideoError(ValueError):
-    """A video file PyAV cannot open, that holds no frames, or that breaks off after `frames_read` frames."""
-
-    def __init__(self, message: str, frames_read: int = 0):
-        super().__init__(message)
-        self.frames_read = frames_read
-
-
-def is_video_file(path: str | Path) -> bool:
-    """True when the file name ends in one of `VIDEO_SUFFIXES`."""
-    return Path(path).suffix.lower() in VIDEO_SUFFIXES
-
-
-def import_av() -> ModuleType:
-    """The `av` module (PyAV), or ImportError saying how to install it."""
-    try:
-        import av
-    except ImportError as error:
-        raise ImportError("Reading and writing videos needs PyAV: pip install 'semipose[video]'.") from error
-    return av
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """What a video's first video stream says about itself."""
-
-    path: Path
-    width: int
-    height: int
-    fps: Fraction
-    num_frames: int
-    """Frame count the container declares; 0 when it declares none (e.g. Matroska)."""
-
-
-@dataclass(frozen=True)
-class Frame:
-    """One decoded frame: its index from 0, its presentation time in seconds and its RGB image."""
-
-    index: int
-    timestamp: float
-    image: PIL.Image.Image
-
-
-class VideoReader:
-    """The frames of one video file, in order, as RGB images; a context manager that closes the file.
-
-    Raises (on opening):
-        FileNotFoundError: no such file.
-        UnreadableVideoError: not a video PyAV can open, or no video stream in it.
-    Raises (while iterating):
-        UnreadableVideoError: no frames at all, a frame that cannot be decoded, or fewer frames than
-            the container declares (truncated file); `frames_read` frames were yielded before.
-    """
-
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise FileNotFoundError(f"{self.path}: no such video file.")
-        self._av = import_av()
-        try:
-            self._container = self._av.open(str(self.path))
-        except self._av.error.FFmpegError as error:
-            raise UnreadableVideoError(
-                f"{self.path}: not a readable video ({error}); expected a video file FFmpeg can decode "
-                f"({', '.join(sorted(VIDEO_SUFFIXES))})."
-            ) from error
-        if not self._container.streams.video:
-            self._container.close()
-            raise UnreadableVideoError(f"{self.path}: no video frames, the file holds no video stream.")
-        stream = self._container.streams.video[0]
-        self.info = VideoInfo(self.path, stream.width, stream.height,
-                              Fraction(stream.average_rate or stream.guessed_rate or FALLBACK_FPS), stream.frames)
-
-    def __enter__(self) -> VideoReader:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self._container.close()
-
-    def __iter__(self) -> Iterator[Frame]:
-        count = 0
-        try:
-            for frame in self._container.decode(video=0):
-                timestamp = frame.time if frame.time is not None else count / self.info.fps
-                yield Frame(count, float(timestamp), frame.to_image())
-                count += 1
-        except self._av.error.FFmpegError as error:
-            raise UnreadableVideoError(self._break_message(count, str(error)), frames_read=count) from error
-        if count == 0:
-            raise UnreadableVideoError(f"{self.path}: no video frames, expected at least one.")
-        if count < self.info.num_frames:
-            raise UnreadableVideoError(self._break_message(count, "end of file"), frames_read=count)
-
-    def _break_message(self, count: int, reason: str) -> str:
-        declared = f" of the {self.info.num_frames} it declares" if self.info.num_frames else ""
-        return f"{self.path}: truncated or corrupt video, it breaks off at frame {count}{declared} ({reason})."
-
-
-def read_video_frames(path: str | Path) -> Iterator[Frame]:
-    """The frames of the video at `path` (see `VideoReader` for the errors)."""
-    with VideoReader(path) as reader:
-        yield from reader
-
-
-class VideoWriter:
-    """Writes RGB images as an H.264 video of a given size and frame rate; the file is created at the first frame.
-
-    Even sizes are encoded in yuv420p (what every player reads); odd ones, which yuv420p cannot hold,
-    in yuv444p.
-    """
-
-    def __init__(self, path: str | Path, width: int, height: int, fps: Fraction):
-        self.path, self.width, self.height, self.fps = Path(path), width, height, fps
-        self._av = import_av()
-        self._container = None
-        self._stream = None
-
-    def write(self, image: PIL.Image.Image) -> None:
-        if self._container is None:
-            self._open()
-        for packet in self._stream.encode(self._av.VideoFrame.from_image(image.convert("RGB"))):
-            self._container.mux(packet)
-
-    def _open(self) -> None:
-        self._container = self._av.open(str(self.path), "w")
-        self._stream = self._container.add_stream("libx264", rate=self.fps)
-        self._stream.width, self._stream.height = self.width, self.height
-        self._stream.pix_fmt = "yuv420p" if self.width % 2 == 0 and self.height % 2 == 0 else "yuv444p"
-
-    def close(self) -> None:
-        """Flush the encoder and close the file (nothing to do when no frame was written)."""
-        if self._container is None:
-            return
-        for packet in self._stream.encode():
-            self._container.mux(packet)
-        self._container.close()
-        self._container = None
-
-    def __enter__(self) -> VideoWriter:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
 
 
 class VideoExportError(ValueError):
@@ -355,10 +216,11 @@ def write_video_predictions(
     """Predict the people of every frame of a video; write `<name>.json` and `<name>_poses.mp4` to `output_dir`.
 
     Frames go through the estimator in batches of `estimator.batch_size` (the path of `track_people`). The json
-    holds the video's size, frame rate and skeleton, the `tracking` and `smoothing` parameters (None when off),
-    and per frame `frame_index`, `timestamp` (seconds) and `people` (`score`, `keypoints` [K][2] as (x, y) in frame
-    pixels, `keypoint_scores` [K], and with `track` their `track_id`). Tracked people are drawn in one color per
-    track (`semipose.visualization.track_color`), others by body side.
+    holds the video's size (upright), average frame rate, `rotation` (degrees its display matrix turned the frames)
+    and skeleton, the `tracking` and `smoothing` parameters (None when off), `error` (see Returns), and per frame
+    `frame_index` (in the order decoded), `timestamp` (seconds, the stream's own) and `people` (`score`,
+    `keypoints` [K][2] as (x, y) in frame pixels, `keypoint_scores` [K], and with `track` their `track_id`).
+    Tracked people are drawn in one color per track (`semipose.visualization.track_color`), others by body side.
 
     Args:
         estimator: the model, batch size, flip test and person threshold to use.
@@ -376,35 +238,32 @@ def write_video_predictions(
 
     Returns:
         A summary: `video`, `num_frames`, `num_people`, `num_tracks` (None untracked), `json`, `poses_video`,
-        `exports` (the files exported).
+        `exports` (the files exported), `error` (None, or why the video was not read to its end: the frames read
+        are written, and the same words are logged as a warning and recorded in the json).
 
     Raises:
         ValueError: unknown export formats, options that need `track` / `smooth` or that the tracker or smoother
             refuse; ImportError: the library of an export format is missing. All before any frame is read or any
-            file written.
-        FileNotFoundError, UnreadableVideoError: see `VideoReader`; a video that breaks off after some
-            frames has them written (and exported) first, and the message names the files.
+            file or folder made.
+        FileNotFoundError, UnreadableVideoError: see `VideoReader`: no file, or no frame to read in it; raised
+            before any file or folder is made.
         VideoExportError: an export failed (named, with the reason); the json and drawn video are written.
     """
     path, output_dir = Path(path), Path(output_dir)
     name = name or path.stem
     json_path, poses_path = output_dir / f"{name}.json", output_dir / f"{name}_poses.mp4"
     formats = _checked_export_formats(export_formats, track)
-    with VideoReader(path) as reader:
+    with VideoReader(path) as reader:  # has read the first frame: a video without one fails here
         info = reader.info
         linker = _PeopleLinker.create(estimator.skeleton, track=track, smooth=smooth, fps=float(info.fps),
                                       tracker_options=tracker_options, smoother_options=smoother_options)
         json_path.parent.mkdir(parents=True, exist_ok=True)
         frames, failure = _predict_video(estimator, reader, linker, poses_path, keypoint_threshold, show_progress)
-    if failure is not None and not frames:
-        raise failure
     _write_json(json_path, info, estimator, frames, poses_path.name, failure, linker.settings())
     exports, export_errors = _write_exports(frames, estimator.skeleton, info, output_dir, name, formats)
     written = _file_list([json_path, poses_path, *exports])
-    not_exported = f" Not exported: {'; '.join(export_errors)}" if export_errors else ""
     if failure is not None:
-        raise UnreadableVideoError(f"{failure} The {len(frames)} frames read are in {written}.{not_exported}",
-                                   frames_read=len(frames))
+        logger.warning("%s The %d frames read are in %s.", failure, len(frames), written)
     if export_errors:
         raise VideoExportError(f"{'; '.join(export_errors)} The {len(frames)} frames are in {written}; export them "
                                f"again from the json with semipose.pose_exports (tracked_poses_from_frames, "
@@ -412,7 +271,8 @@ def write_video_predictions(
     people = [person for frame in frames for person in frame["people"]]
     return {"video": str(path), "num_frames": len(frames), "num_people": len(people),
             "num_tracks": len({person["track_id"] for person in people}) if track else None,
-            "json": str(json_path), "poses_video": str(poses_path), "exports": [str(file) for file in exports]}
+            "json": str(json_path), "poses_video": str(poses_path), "exports": [str(file) for file in exports],
+            "error": None if failure is None else str(failure)}
 
 
 def _checked_export_formats(export_formats: Sequence[str], track: bool) -> list[str]:
@@ -434,8 +294,8 @@ def _predict_video(
     estimator: PoseEstimator, reader: VideoReader, linker: _PeopleLinker, poses_path: Path, keypoint_threshold: float,
     show_progress: bool | None,
 ) -> tuple[list[dict[str, Any]], UnreadableVideoError | None]:
-    """The json records of the frames read (their drawn copies written to `poses_path`), and the error that
-    ended the reading early (None when the video was read to its end)."""
+    """The json records of the frames read (their drawn copies written to `poses_path` at the frames' times), and
+    the reader's error after its last frame (None when the video was read whole)."""
     info, frames = reader.info, []
     disable = None if show_progress is None else not show_progress
     with VideoWriter(poses_path, info.width, info.height, info.fps) as writer, tqdm(
@@ -443,7 +303,7 @@ def _predict_video(
     ) as progress:
         try:
             for frame, people in _frame_people(estimator, reader, linker):
-                writer.write(estimator.draw(frame.image, people, keypoint_threshold))
+                writer.write(estimator.draw(frame.image, people, keypoint_threshold), frame.timestamp)
                 frames.append({"frame_index": frame.index, "timestamp": round(frame.timestamp, 6),
                                "people": [_rounded(person) for person in people]})
                 progress.update()
@@ -486,8 +346,9 @@ def _write_json(
     skeleton = estimator.skeleton
     record = {
         "video": str(info.path), "width": info.width, "height": info.height, "fps": float(info.fps),
-        "num_frames": len(frames), "skeleton": skeleton.name, "keypoint_names": list(skeleton.keypoint_names),
-        "poses_video": poses_video, **settings, "error": None if failure is None else str(failure), "frames": frames,
+        "rotation": info.rotation, "num_frames": len(frames), "skeleton": skeleton.name,
+        "keypoint_names": list(skeleton.keypoint_names), "poses_video": poses_video, **settings,
+        "error": None if failure is None else str(failure), "frames": frames,
     }
     json_path.write_text(json.dumps(record))
 
@@ -532,8 +393,9 @@ def write_videos_predictions(
             `write_video_predictions`, the same for every video (each video is tracked on its own).
 
     Returns:
-        `videos`: the summary of each video read to its end; `failed`: `{file, reason}` of the others (the
-        reason says where the frames read before a break were written, or which export failed).
+        `videos`: the summary of each video written (one that breaks off has its `error`, and was warned about);
+        `failed`: `{file, reason}` of the others: no frame to read, or an export that failed (the reason names the
+        files written).
     """
     written, failed = [], []
     for path, name in zip(paths, _output_stems(paths)):
@@ -554,3 +416,10 @@ def _output_stems(paths: Sequence[Path]) -> list[str]:
     counts = Counter(stems)
     return [stem if counts[stem] == 1 and stem not in RESERVED_STEMS
             else f"{stem}_{path.suffix.lstrip('.').lower()}" for stem, path in zip(stems, paths)]
+
+
+__all__ = [  # with what semipose.video_io reads and writes videos with, as this module offered it first
+    "EXPORT_STEM_SUFFIX", "FALLBACK_FPS", "RESERVED_STEMS", "VIDEO_SUFFIXES", "Frame", "UnreadableVideoError",
+    "VideoExportError", "VideoInfo", "VideoReader", "VideoWriter", "export_file", "import_av", "is_video_file",
+    "read_video_frames", "track_people", "write_video_predictions", "write_videos_predictions",
+]

@@ -179,6 +179,15 @@ def test_predict_skips_and_counts_unreadable_files_and_converts_odd_modes(
     assert Image.open(tmp_path / "out" / "sticker.png").size == (40, 90)
 
 
+def test_predict_on_files_of_which_none_is_an_image_fails_and_leaves_no_output_folder(tmp_path, capsys, checkpoint):
+    (tmp_path / "notes").mkdir()
+    for name in ("a.txt", "b.csv"):
+        (tmp_path / "notes" / name).write_text("not an image")
+    status, _, err = run(["predict", tmp_path / "notes", "--model", checkpoint, "--output", tmp_path / "out"], capsys)
+    assert status == 2 and "error: None of the 2 files is a readable image; first: image file" in err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["notes"]  # no empty out/
+
+
 def test_predict_reports_a_folder_that_is_not_a_checkpoint(tmp_path, capsys, photos_dir):
     (tmp_path / "model").mkdir()
     (tmp_path / "model" / "config.json").write_text(json.dumps({"model_type": "vit"}))

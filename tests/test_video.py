@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
+import re
 import shutil
 import sys
 from fractions import Fraction
@@ -71,18 +73,48 @@ def spot_frame(centers) -> np.ndarray:
     return np.asarray(image)
 
 
-def write_video(path, frames: list[np.ndarray], options: dict | None = None, lossless: bool = False) -> None:
-    """An H.264 video of `frames` at `FPS` frames per second, written with PyAV (not the code under test);
-    `lossless` (x264's qp 0) decodes equal frames to equal pixels."""
+def write_video(path, frames: list[np.ndarray], options: dict | None = None, lossless: bool = False,
+                times: list[float] | None = None) -> None:
+    """An H.264 video of `frames` at `FPS` frames per second, or at `times` (seconds, to the millisecond), written
+    with PyAV (not the code under test); `lossless` (x264's qp 0) decodes equal frames to equal pixels."""
     with av.open(str(path), "w", options=options or {}) as container:
         stream = container.add_stream("libx264", rate=FPS)
         stream.height, stream.width = frames[0].shape[:2] if frames else (HEIGHT, WIDTH)
         stream.pix_fmt = "yuv420p"
         stream.options = {"qp": "0"} if lossless else {}
+        if times is not None:
+            stream.codec_context.time_base = Fraction(1, 1000)
         container.start_encoding()
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        for index, array in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(array, format="rgb24")
+            if times is not None:
+                frame.pts, frame.time_base = round(times[index] * 1000), Fraction(1, 1000)
+            container.mux(stream.encode(frame))
         container.mux(stream.encode())
+
+
+def decodable_frames(path) -> int:
+    """How many frames PyAV decodes from the file packet by packet, passing over packets that do not decode (an
+    independent count, not the code under test)."""
+    count = 0
+    with av.open(str(path)) as container:
+        for packet in container.demux(video=0):
+            try:
+                count += len(packet.decode())
+            except av.error.FFmpegError:
+                pass
+    return count
+
+
+def with_display_matrix(path, matrix: tuple[int, ...]) -> None:
+    """Put `matrix` (a, b, c, d in 16.16 fixed point) in the video track's header (tkhd) of an MP4 that PyAV wrote
+    with the identity, as a phone stores its orientation."""
+    data = path.read_bytes()
+    identity = np.array([1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30], dtype=">i4").tobytes()
+    a, b, c, d = matrix
+    at = data.index(identity, data.index(b"tkhd"))
+    rotated = np.array([a, b, 0, c, d, 0, 0, 0, 1 << 30], dtype=">i4").tobytes()
+    path.write_bytes(data[:at] + rotated + data[at + len(identity):])
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +134,9 @@ def test_reader_gives_every_frame_with_its_timestamp(spots_video):
     with VideoReader(spots_video) as reader:
         assert (reader.info.width, reader.info.height, reader.info.fps, reader.info.num_frames) == (
             WIDTH, HEIGHT, Fraction(FPS), len(SPOTS))
-    frames = list(read_video_frames(spots_video))
+    with pytest.raises(ValueError, match="walk.mp4: its frames were read already"), VideoReader(spots_video) as reader:
+        frames = list(reader)
+        list(reader)
     assert [frame.index for frame in frames] == list(range(len(SPOTS)))
     assert [frame.timestamp for frame in frames] == pytest.approx([index / FPS for index in range(len(SPOTS))])
     center = np.asarray(frames[0].image)[30, 30]
@@ -114,8 +148,9 @@ def test_video_predictions_find_people_where_they_were_drawn(tmp_path, spots_vid
     record = json.loads((tmp_path / "walk.json").read_text())
     assert summary == {"video": str(spots_video), "num_frames": 5, "num_people": 9, "num_tracks": None,
                        "json": str(tmp_path / "walk.json"), "poses_video": str(tmp_path / "walk_poses.mp4"),
-                       "exports": []}
+                       "exports": [], "error": None}
     assert (record["width"], record["height"], record["fps"], record["num_frames"]) == (WIDTH, HEIGHT, FPS, 5)
+    assert record["rotation"] == 0
     assert record["skeleton"] == "coco" and len(record["keypoint_names"]) == 17 and record["error"] is None
     assert record["tracking"] is None and record["smoothing"] is None
     assert [frame["frame_index"] for frame in record["frames"]] == [0, 1, 2, 3, 4]
@@ -154,36 +189,168 @@ def test_poses_video_has_the_frames_size_and_rate_with_skeletons_drawn(tmp_path,
         assert np.asarray(original[0].image)[y, x].max() < 30 and np.asarray(drawn[0].image)[y, x].max() > 100
 
 
-def test_truncated_video_keeps_the_frames_read_and_names_the_frame(tmp_path, bright_spot_estimator):
-    noise = np.random.default_rng(0).integers(0, 40, (30, HEIGHT, WIDTH, 3), dtype=np.uint8)  # frames of some size
-    full = tmp_path / "full.mp4"
-    write_video(full, [spot_frame(SPOTS[index % 5]) | noise[index] for index in range(30)], {"movflags": "faststart"})
-    data = full.read_bytes()
-    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])  # the index (moov) is at the front: frames go missing
-    message = r"cut.mp4: truncated or corrupt video, it breaks off at frame"
-    with pytest.raises(UnreadableVideoError, match=message) as error:
-        write_video_predictions(bright_spot_estimator, tmp_path / "cut.mp4", tmp_path / "out", show_progress=False,
-                                track=True, export_formats=["dlc-csv"])
-    read, out = error.value.frames_read, tmp_path / "out"
-    assert 0 < read < 30 and f"at frame {read} of the 30 it declares" in str(error.value)
-    assert str(error.value).endswith(f"The {read} frames read are in {out / 'cut.json'}, {out / 'cut_poses.mp4'} "
-                                     f"and {out / 'cut_tracks.csv'}.")
-    record = json.loads((out / "cut.json").read_text())
-    assert record["num_frames"] == len(record["frames"]) == read and "breaks off" in record["error"]
-    assert len(list(read_video_frames(out / "cut_poses.mp4"))) == read
-    assert len((out / "cut_tracks.csv").read_text().splitlines()) == 4 + read  # four header rows, a row per frame
+def noisy_spots(count: int = 30) -> list[np.ndarray]:
+    """`count` frames of the walking spots over noise, so that each frame takes some bytes and a cut lands inside."""
+    noise = np.random.default_rng(0).integers(0, 40, (count, HEIGHT, WIDTH, 3), dtype=np.uint8)
+    return [spot_frame(SPOTS[index % 5]) | noise[index] for index in range(count)]
 
 
-def test_missing_empty_and_non_video_files_say_what_was_expected(tmp_path, bright_spot_estimator):
-    with pytest.raises(FileNotFoundError, match="gone.mp4: no such video file"):
-        VideoReader(tmp_path / "gone.mp4")
-    (tmp_path / "notes.mp4").write_text("not a video")
-    with pytest.raises(UnreadableVideoError, match=r"notes.mp4: not a readable video .*expected a video file"):
-        VideoReader(tmp_path / "notes.mp4")
-    write_video(tmp_path / "empty.mp4", [])  # a header, no frames
-    with pytest.raises(UnreadableVideoError, match="empty.mp4: no video frames"):
-        write_video_predictions(bright_spot_estimator, tmp_path / "empty.mp4", tmp_path / "out", show_progress=False)
-    assert not (tmp_path / "out" / "empty.json").exists() and not (tmp_path / "out" / "empty_poses.mp4").exists()
+@pytest.fixture(scope="module")
+def cut_videos(tmp_path_factory) -> dict[str, Path]:
+    """30 frames cut at half their bytes: as MP4 with the index at the front (faststart) and at the end, and as
+    Matroska (whose frame count is not declared, its duration is)."""
+    folder = tmp_path_factory.mktemp("cut")
+    cut = {}
+    for name, options in (("front.mp4", {"movflags": "faststart"}), ("end.mp4", {}), ("clip.mkv", {})):
+        write_video(folder / name, noisy_spots(), options)
+        data = (folder / name).read_bytes()
+        cut[name] = folder / f"cut_{name}"
+        cut[name].write_bytes(data[: len(data) // 2])
+    return cut
+
+
+@pytest.mark.parametrize("name, declared", [("front.mp4", " of the 30 it declares"),
+                                            ("clip.mkv", r", at \d\.\d+ s of the 3\.000 s it declares")])
+def test_a_truncated_video_keeps_every_decodable_frame_and_warns_where_it_broke_off(
+    tmp_path, caplog, cut_videos, bright_spot_estimator, name, declared
+):
+    video, out = cut_videos[name], tmp_path / "out"
+    decodable = decodable_frames(video)
+    assert 0 < decodable < 30
+    with caplog.at_level(logging.WARNING, logger="semipose.video"):
+        summary = write_video_predictions(bright_spot_estimator, video, out, show_progress=False, track=True,
+                                          export_formats=["dlc-csv"])
+    stem = video.stem
+    broke_off = rf"{video}: truncated or corrupt video, it breaks off at frame {decodable}{declared} \(.+\)\."
+    assert summary["num_frames"] == decodable and re.fullmatch(broke_off, summary["error"])
+    assert [record.getMessage() for record in caplog.records] == [
+        f"{summary['error']} The {decodable} frames read are in {out / f'{stem}.json'}, "
+        f"{out / f'{stem}_poses.mp4'} and {out / f'{stem}_tracks.csv'}."]
+    record = json.loads((out / f"{stem}.json").read_text())
+    assert record["num_frames"] == len(record["frames"]) == decodable and record["error"] == summary["error"]
+    assert [frame["frame_index"] for frame in record["frames"]] == list(range(decodable))
+    assert len(list(read_video_frames(out / f"{stem}_poses.mp4"))) == decodable
+    assert len((out / f"{stem}_tracks.csv").read_text().splitlines()) == 4 + decodable  # four header rows
+
+
+def test_reading_a_truncated_video_raises_after_its_last_decodable_frame(cut_videos):
+    frames = []
+    with pytest.raises(UnreadableVideoError, match="breaks off at frame") as error:
+        frames.extend(read_video_frames(cut_videos["front.mp4"]))
+    assert len(frames) == error.value.frames_read == decodable_frames(cut_videos["front.mp4"])
+
+
+class StoppingContainer:
+    """A PyAV container whose demuxer fails at packet `stop`, as a damaged file's may."""
+
+    def __init__(self, container, stop: int):
+        self.container, self.stop = container, stop
+
+    def __getattr__(self, name):
+        return getattr(self.container, name)
+
+    def demux(self, *streams):
+        for index, packet in enumerate(self.container.demux(*streams)):
+            if index == self.stop:
+                raise av.error.InvalidDataError(1094995529, "Invalid data found when processing input")
+            yield packet
+
+
+def test_a_demuxer_that_fails_still_gives_the_frames_the_decoder_holds(spots_video, monkeypatch):
+    monkeypatch.setattr(av, "open", lambda file, open=av.open: StoppingContainer(open(file), stop=3))
+    frames = []
+    with pytest.raises(UnreadableVideoError, match=r"walk.mp4: truncated or corrupt video, it breaks off at frame 3 "
+                                                   r"of the 5 it declares \(Invalid data found when processing"):
+        frames.extend(read_video_frames(spots_video))
+    assert [frame.index for frame in frames] == [0, 1, 2]  # the three packets read, each a whole frame
+
+
+def test_a_cut_mp4_whose_index_was_at_the_end_says_it_looks_truncated(tmp_path, cut_videos, bright_spot_estimator):
+    message = (rf"{cut_videos['end.mp4']}: not a readable video: it looks truncated, its index \(the MP4 'moov' box, "
+               rf"which most recorders write last\) is missing, so no frame can be found in its \d+ bytes of media "
+               rf"data \(of the \d+ its mdat box declares\)\. Expected a complete file")
+    with pytest.raises(UnreadableVideoError, match=message):
+        write_video_predictions(bright_spot_estimator, cut_videos["end.mp4"], tmp_path / "out", show_progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_corrupt_stretch_loses_only_its_own_frames(tmp_path, caplog, bright_spot_estimator):
+    write_video(tmp_path / "whole.mp4", noisy_spots(), {"movflags": "faststart"})
+    with av.open(str(tmp_path / "whole.mp4")) as container:
+        starts = [packet.pos for packet in container.demux(video=0) if packet.size]
+    data = bytearray((tmp_path / "whole.mp4").read_bytes())
+    data[starts[10]: starts[10] + 4] = b"\xff" * 4  # the 11th frame's first NAL unit claims more bytes than it has
+    (tmp_path / "bad.mp4").write_bytes(data)
+    decodable = decodable_frames(tmp_path / "bad.mp4")
+    assert decodable == 29  # all but the broken one
+    with caplog.at_level(logging.WARNING, logger="semipose.video"):
+        summary = write_video_predictions(bright_spot_estimator, tmp_path / "bad.mp4", tmp_path, show_progress=False)
+    assert summary["num_frames"] == decodable
+    assert re.fullmatch(rf"{tmp_path / 'bad.mp4'}: corrupt video, 1 frame\(s\) did not decode, the "
+                        rf"first after frame \d+ \(.+\); the {decodable} frames that decoded are numbered in order, "
+                        rf"each with the stream's timestamp\.", summary["error"])
+    assert caplog.records[0].getMessage().startswith(summary["error"])
+    timestamps = [frame["timestamp"] for frame in json.loads((tmp_path / "bad.json").read_text())["frames"]]
+    places = np.asarray(timestamps) * FPS  # each frame keeps its place in the file: the lost ones leave gaps
+    assert np.allclose(places, places.round()) and (np.diff(places) > 0).all() and places[-1].round() == 29
+
+
+def test_variable_frame_rate_keeps_the_streams_timestamps(tmp_path, bright_spot_estimator):
+    times = [0.0, 0.1, 0.25, 0.3, 0.7]
+    write_video(tmp_path / "vfr.mp4", [spot_frame(centers) for centers in SPOTS], times=times)
+    summary = write_video_predictions(bright_spot_estimator, tmp_path / "vfr.mp4", tmp_path / "out",
+                                      show_progress=False)
+    record = json.loads(Path(summary["json"]).read_text())
+    assert [frame["timestamp"] for frame in record["frames"]] == times and summary["error"] is None
+    assert [frame.timestamp for frame in read_video_frames(summary["poses_video"])] == pytest.approx(times)
+
+
+PORTRAIT = (0, 1 << 16, -1 << 16, 0)
+"""The display matrix of a phone held upright: the stored frame is turned 90 degrees clockwise to be shown."""
+
+
+def test_a_display_matrix_is_applied_so_frames_stand_as_players_show_them(tmp_path, bright_spot_estimator):
+    arrays = [spot_frame(centers) for centers in SPOTS]
+    write_video(tmp_path / "stored.mp4", arrays, lossless=True)
+    shutil.copy(tmp_path / "stored.mp4", tmp_path / "phone.mp4")
+    with_display_matrix(tmp_path / "phone.mp4", PORTRAIT)
+    with VideoReader(tmp_path / "phone.mp4") as reader:
+        assert (reader.info.width, reader.info.height, reader.info.rotation) == (HEIGHT, WIDTH, -90)
+    for stored, upright in zip(read_video_frames(tmp_path / "stored.mp4"), read_video_frames(tmp_path / "phone.mp4")):
+        np.testing.assert_array_equal(np.asarray(upright.image), np.rot90(np.asarray(stored.image), k=-1))
+    summary = write_video_predictions(bright_spot_estimator, tmp_path / "phone.mp4", tmp_path, show_progress=False)
+    record = json.loads(Path(summary["json"]).read_text())
+    assert (record["width"], record["height"], record["rotation"]) == (HEIGHT, WIDTH, -90)
+    for frame, centers in zip(record["frames"], SPOTS):  # a stored (x, y) stands at (HEIGHT - y, x), turned clockwise
+        people = sorted(frame["people"], key=lambda person: person["keypoints"][0][0])
+        for person, center in zip(people, sorted((HEIGHT - y, x) for x, y in centers), strict=True):
+            np.testing.assert_allclose(person["keypoints"], expected_keypoints(center), atol=5)
+
+
+@pytest.mark.parametrize("matrix, message", [
+    ((-1 << 16, 0, 0, 1 << 16), "its display matrix mirrors the frames; expected one that only turns them"),
+    ((46341, -46341, 46341, 46341), "its display matrix turns the frames by 45 degrees; expected a multiple of 90"),
+], ids=["mirrored", "45 degrees"])
+def test_a_display_matrix_that_cannot_be_applied_is_refused(tmp_path, bright_spot_estimator, matrix, message):
+    write_video(tmp_path / "odd.mp4", [spot_frame(SPOTS[0])])
+    with_display_matrix(tmp_path / "odd.mp4", matrix)
+    with pytest.raises(UnreadableVideoError, match=f"odd.mp4: {message}"):
+        write_video_predictions(bright_spot_estimator, tmp_path / "odd.mp4", tmp_path / "out", show_progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda path: None, "gone.mp4: no such video file"),
+    (lambda path: path.write_bytes(b""), r"gone.mp4: empty file \(0 bytes\); expected a video"),
+    (lambda path: path.write_text("not a video"), r"gone.mp4: not a readable video \(.+\); expected a video file"),
+    (lambda path: write_video(path, []), "gone.mp4: no video frames, "),  # a header, no frames
+], ids=["missing", "empty file", "not a video", "zero frames"])
+def test_a_video_with_nothing_to_read_names_the_file_and_makes_no_folder(tmp_path, bright_spot_estimator, make,
+                                                                         message):
+    make(tmp_path / "gone.mp4")
+    with pytest.raises((FileNotFoundError, UnreadableVideoError), match=message):
+        write_video_predictions(bright_spot_estimator, tmp_path / "gone.mp4", tmp_path / "out", show_progress=False)
+    assert not (tmp_path / "out").exists()
     assert is_video_file("a/CLIP.MOV") and not is_video_file("a/clip.png")
 
 
@@ -211,6 +378,49 @@ def test_predict_command_on_a_video_and_on_a_folder_of_images_and_videos(
 
     status, _, err = run(["predict", folder / "broken.mp4", "--model", checkpoint, "--output", tmp_path], capsys)
     assert status == 2 and "broken.mp4: not a readable video" in err
+
+
+def test_predict_command_keeps_what_a_truncated_video_holds_and_exits_0_with_a_warning(
+    tmp_path, capsys, caplog, checkpoint, cut_videos
+):
+    video, out = cut_videos["front.mp4"], tmp_path / "out"
+    decodable = decodable_frames(video)
+    with caplog.at_level(logging.WARNING, logger="semipose.video"):
+        status, printed, _ = run(["predict", video, "--model", checkpoint, "--output", out], capsys)
+    assert status == 0
+    assert printed.strip().startswith(f"{video}: {decodable} frames (incomplete, see the warning), ")
+    assert [record.getMessage().split(" (")[0] for record in caplog.records] == [
+        f"{video}: truncated or corrupt video, it breaks off at frame {decodable} of the 30 it declares"]
+    assert json.loads((out / "cut_front.json").read_text())["num_frames"] == decodable
+
+    status, _, err = run(["predict", cut_videos["end.mp4"], "--model", checkpoint, "--output", tmp_path / "no"],
+                         capsys)
+    assert status == 2 and f"error: {cut_videos['end.mp4']}: not a readable video: it looks truncated, its index" in err
+    assert not (tmp_path / "no").exists()
+
+
+def test_predict_command_fails_only_when_it_can_read_nothing_and_then_leaves_no_folder(
+    tmp_path, capsys, checkpoint, spots_video
+):
+    unreadable = tmp_path / "unreadable"
+    unreadable.mkdir()
+    (unreadable / "empty.mp4").write_bytes(b"")
+    (unreadable / "notes.mov").write_text("not a video")
+    status, _, err = run(["predict", unreadable, "--model", checkpoint, "--output", tmp_path / "a" / "out"], capsys)
+    assert status == 2 and (f"semipose predict: error: {unreadable}: nothing could be read; expected at least one "
+                            f"readable image or video. {unreadable / 'empty.mp4'}: empty file (0 bytes); expected a "
+                            f"video. {unreadable / 'notes.mov'}: not a readable video") in err
+    assert not (tmp_path / "a").exists()
+
+    folder = tmp_path / "clip_and_notes"  # a clip with a text file beside it: the clip is read, the text passed over
+    folder.mkdir()
+    shutil.copy(spots_video, folder / "walk.mp4")
+    (folder / "notes.txt").write_text("trial 3, mouse 2")
+    status, printed, _ = run(["predict", folder, "--model", checkpoint, "--output", tmp_path / "out"], capsys)
+    lines = printed.strip().splitlines()
+    assert status == 0 and lines[0].startswith("1 other file(s), no readable image among them: skipped (")
+    assert lines[1].startswith(f"{folder / 'walk.mp4'}: 5 frames, ")
+    assert sorted(path.name for path in (tmp_path / "out").iterdir()) == ["walk.json", "walk_poses.mp4"]
 
 
 # ------------------------------------------------------------------------- tracking, smoothing, exports

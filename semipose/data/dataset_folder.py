@@ -60,7 +60,7 @@ from huggingface_hub import DatasetCardData
 from tqdm.auto import tqdm
 
 from ..skeletons import Skeleton, resolve_skeleton
-from ..video import VIDEO_SUFFIXES, is_video_file
+from ..video_io import VIDEO_SUFFIXES, is_video_file
 from .coco_format import (
     coco_skeleton,
     load_coco_json,

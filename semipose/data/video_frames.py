@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from ..video import VideoReader, is_video_file, read_video_frames
+from ..video_io import VideoReader, is_video_file, read_video_frames
 
 logger = logging.getLogger(__name__)
 
