@@ -28,15 +28,17 @@ from pathlib import Path
 
 import PIL.Image
 from datasets import Dataset as HFDataset
+from datasets import concatenate_datasets
 from torch.utils.data import Dataset
 from transformers import HfArgumentParser, PreTrainedConfig, PreTrainedModel, set_seed
 
 from ..data.collator import PoseDataCollator
-from ..data.dataset_folder import load_pose_dataset, read_dataset_skeleton
+from ..data.dataset_folder import extra_unlabeled_dataset, load_pose_dataset, read_dataset_skeleton
 from ..data.semi_supervised import SemiSupervisedCollator, SemiSupervisedDataset
 from ..data.synthetic import SyntheticConfig, prepare_synthetic_dataset, synthetic_dataset_dir
 from ..data.transforms import AugmentationConfig, LabeledTransform, UnlabeledTransform
 from ..data.unreadable import SkipUnreadable, check_images_readable, first_readable_images, lazy_images
+from ..data.video_frames import DEFAULT_VIDEO_EVERY, VideoSampling
 from ..modeling import MODEL_FAMILIES, PoseImageProcessor
 from ..skeletons import SKELETONS, Skeleton
 from .arguments import SemiPoseTrainingArguments
@@ -116,6 +118,18 @@ class DataArguments:
         default=None, metadata={"help": "A dataset folder from datasets_scripts/; default: built-in synthetic data."}
     )
     dataset_config: str = field(default="ratio_5", metadata={"help": "ratio_1 | ratio_5 | ratio_10 | full."})
+    extra_unlabeled: list[str] | None = field(
+        default=None,
+        metadata={"help": "Image folders, video files and folders of videos whose images (and sampled frames) join "
+                          "the unlabeled split of this run, as the converters' --extra-unlabeled does; frames are "
+                          "extracted once into --cache_dir.", "nargs": "+"},
+    )
+    video_every: int | None = field(
+        default=None, metadata={"help": f"Take every N-th frame of each extra video (default {DEFAULT_VIDEO_EVERY})."}
+    )
+    video_frames: int | None = field(
+        default=None, metadata={"help": "Take K frames of each extra video instead, one per even stride (seeded)."}
+    )
     labeled_augmentation: str = field(
         default="light",
         metadata={"help": "Labeled views, see AugmentationConfig.", "choices": LABELED_AUGMENTATIONS},
@@ -225,11 +239,25 @@ def build_training_data(
     if not training_args.uses_unlabeled_data:
         return TrainingData(folder, skeleton, labeled, labeled_collator, validation, [])
     unlabeled = split("unlabeled")
+    if data_args.extra_unlabeled:
+        extra = _extra_unlabeled(data_args, training_args, split("labeled"), unlabeled, validation, skeleton=skeleton)
+        unlabeled = concatenate_datasets([unlabeled, extra])
     logged_unlabeled_images = first_readable_images(unlabeled, LOGGED_UNLABELED_IMAGES)
     unlabeled = SkipUnreadable(unlabeled.with_transform(UnlabeledTransform(model_args.input_size)))
     pairs = SemiSupervisedDataset(labeled, unlabeled, training_args.unlabeled_ratio)
     collator = SemiSupervisedCollator(labeled_collator, PoseDataCollator())
     return TrainingData(folder, skeleton, pairs, collator, validation, logged_unlabeled_images)
+
+
+def _extra_unlabeled(data_args, training_args, *splits: HFDataset, skeleton: Skeleton) -> HFDataset:
+    """The rows of `--extra_unlabeled`, ids after those of `splits`, frames extracted by the main process first."""
+    sampling = VideoSampling(every=data_args.video_every, frames=data_args.video_frames, seed=training_args.seed)
+    first_id = 1 + max((max(split["image_id"], default=0) for split in splits), default=0)
+    with training_args.main_process_first(desc="extra unlabeled frames"):
+        rows = extra_unlabeled_dataset(data_args.extra_unlabeled, sampling, data_args.cache_dir, first_id,
+                                       skeleton.num_keypoints)
+    logger.info("Extra unlabeled: %d images and video frames from %s.", len(rows), data_args.extra_unlabeled)
+    return lazy_images(rows)
 
 
 def check_max_individuals(rows: HFDataset, max_individuals: int, source: str) -> None:

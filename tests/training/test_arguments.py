@@ -2,9 +2,12 @@
 main job's command line; the defaults that keep runs quiet (no pinned memory on the CPU, no DDP search for unused
 parameters)."""
 
+import importlib.util
 import runpy
+from fractions import Fraction
 from pathlib import Path
 
+import PIL.Image
 import pytest
 import torch
 
@@ -114,3 +117,29 @@ def test_max_individuals_sets_how_many_people_the_model_decodes_and_refuses_crow
     model_args.max_individuals = 0
     with pytest.raises(ValueError, match="--max_individuals must be at least 1, got 0"):
         build_model(model_args, data.skeleton, seed=0)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("av") is None, reason="video frames are read with PyAV (semipose[video])")
+def test_the_main_job_takes_videos_as_unlabeled_data_and_extracts_their_frames_once(tiny_dataset_dir, tmp_path):
+    from semipose.training.recipe import build_training_data
+    from semipose.video_io import VideoWriter
+
+    video = tmp_path / "clips" / "clip.mp4"
+    video.parent.mkdir()
+    with VideoWriter(video, 32, 24, Fraction(10)) as writer:
+        for value in range(9):
+            writer.write(PIL.Image.new("RGB", (32, 24), (value * 25, 0, 0)))
+    PIL.Image.new("RGB", (20, 10)).save(tmp_path / "clips" / "still.png")
+    arguments = ["--output_dir", str(tmp_path), "--dataset_dir", str(tiny_dataset_dir), "--dataset_config", "ratio_10",
+                 "--datasets_cache_dir", str(tmp_path / "hf"), "--cache_dir", str(tmp_path / "cache"),
+                 "--extra_unlabeled", str(tmp_path / "clips"), "--video_every", "4"]
+    model_args, data_args, training_args = parse_arguments(arguments)
+    plain = build_training_data(*parse_arguments(arguments[:-4]))
+    data = build_training_data(model_args, data_args, training_args)
+    extra = len(data.train_dataset.unlabeled) - len(plain.train_dataset.unlabeled)
+    assert extra == 1 + 3  # the still, and frames 0, 4 and 8 of the clip
+    frames = sorted((tmp_path / "cache" / "extra_unlabeled").glob("*/video_frames/clips/clip/*.png"))
+    assert [frame.name for frame in frames] == ["000000.png", "000004.png", "000008.png"]
+    written = frames[0].stat().st_mtime_ns
+    build_training_data(model_args, data_args, training_args)
+    assert frames[0].stat().st_mtime_ns == written  # extracted once
