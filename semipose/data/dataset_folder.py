@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import math
 import shutil
 import uuid
@@ -80,6 +81,8 @@ from .video_frames import (
     sample_video,
     split_media,
 )
+
+logger = logging.getLogger(__name__)
 
 SPLITS = ("labeled", "unlabeled", "validation")
 TASK_CATEGORY = "keypoint-detection"
@@ -186,6 +189,7 @@ def prepare_dataset_folder(
     video_sampling = video_sampling or VideoSampling()
     extra, videos = _extra_unlabeled_rows(extra_unlabeled_dirs, first_extra_id, show_progress, video_sampling,
                                           output_dir)
+    warn_of_leaking_videos(videos, validation)
     plan = _plan_folder(train, validation, extra, ratios, tuple(labeled_counts), seed)
     metadata = _metadata(plan, skeleton_info, seed, ratios, embed_images, {
         **sources, "extra_unlabeled_dirs": [str(Path(d).resolve()) for d in extra_unlabeled_dirs],
@@ -434,6 +438,27 @@ def _extra_unlabeled_rows(
         file_name = video.frame_file(index)
         rows.append(unlabeled_row(image_id, str(output_dir / file_name), file_name, video.width, video.height))
     return rows, videos
+
+
+def warn_of_leaking_videos(videos: Sequence[SampledVideo], validation: Sequence[dict[str, Any]]) -> list[str]:
+    """Warn of each unlabeled video that the validation frames were taken from (a folder of the frame's path is
+    named after the video, as DeepLabCut's `labeled-data/<video>/` and SLEAP's exports are): its frames would put
+    the validation frames, or their neighbours, into training, and the validation error would read too low.
+
+    Returns:
+        The warnings given.
+    """
+    warnings = []
+    for video in videos:
+        stem = video.path.stem
+        taken = [row["file_name"] for row in validation if stem in Path(row["file_name"]).parts[:-1]]
+        if taken:
+            warnings.append(
+                f"The split leaks: {len(taken)} of the {len(validation)} validation frames (e.g. {taken[0]}) come "
+                f"from video {video.path}, whose frames are unlabeled training data. Use another recording's video "
+                "as unlabeled data, or validation frames from another video.")
+            logger.warning(warnings[-1])
+    return warnings
 
 
 def extra_unlabeled_dataset(

@@ -17,6 +17,7 @@ from semipose.data.dataset_folder import (
     load_pose_dataset,
     prepare_dataset_folder,
     read_dataset_metadata,
+    warn_of_leaking_videos,
 )
 from semipose.data.video_frames import VideoSampling, extract_video_frames, sample_video
 from semipose.video import VideoWriter, import_av
@@ -195,3 +196,14 @@ def test_bad_videos_name_the_file_and_write_nothing(make, error, message, coco_f
     with pytest.raises(error, match=message):
         _prepare(coco_fixture_dir, tmp_path / "folder", extra, **options)
     assert sorted(tmp_path.iterdir()) == before
+
+
+def test_a_video_that_the_validation_frames_come_from_is_named_as_a_leak(tmp_path, caplog):
+    video = sample_video(_write_video(tmp_path / "mouse_day1.mp4", 3), VideoSampling(every=1), name="mouse_day1")
+    rows = [{"file_name": "labeled-data/mouse_day1/img001.png"}, {"file_name": "labeled-data/other/img002.png"}]
+    assert warn_of_leaking_videos([video], rows) == [
+        f"The split leaks: 1 of the 2 validation frames (e.g. labeled-data/mouse_day1/img001.png) come from video "
+        f"{video.path}, whose frames are unlabeled training data. Use another recording's video as unlabeled data, "
+        "or validation frames from another video."]
+    assert caplog.messages[0].startswith("The split leaks: 1 of the 2 validation frames")
+    assert warn_of_leaking_videos([video], rows[1:]) == []
