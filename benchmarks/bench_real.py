@@ -73,6 +73,9 @@ SEEDS = (0, 1, 2)
 PILOT_INPUT_SIZES = (128, 192)
 RUN_FLAGS = ("--max_individuals", "1", "--per_device_train_batch_size", "8", "--learning_rate", "2e-3")
 """What every run shares besides the data: one mouse per frame, batch 8 (+ 8 unlabeled), the main job's rate."""
+RUN_OVERRIDES = ("--dataloader_num_workers", "0")
+"""The grid runner's settings these runs replace: with 10 labeled frames an epoch is 2 steps, and a loader worker
+started per epoch cost 20% of a 40-step run here, more than decoding 8 frames in the training process."""
 TARGETS = {"labeled_10": {"semi_vs_best_supervised": 0.15, "semi_vs_consistency": 0.0},
            "labeled_25": {"semi_vs_best_supervised": 0.0, "semi_vs_consistency": 0.0}}
 """Least mean relative RMSE reduction of semi per labeled config (>= 0.15 also needs its interval above 0)."""
@@ -111,7 +114,7 @@ def store_for(args, folder: Path) -> RunStore:
     """The runs at `args.input_size` with the extra main-job arguments (pilot and grid share it)."""
     flags = ["--dataset_dir", str(folder), "--input_size", str(args.input_size), *RUN_FLAGS]
     settings = {"data": folder.name, "image_size": args.input_size, "data_flags": flags,
-                "extra_args": args.main_job_args}
+                "extra_args": [*RUN_OVERRIDES, *args.main_job_args]}
     return RunStore(Path(args.runs_dir or RESULTS / f"{STEM}_runs"), settings)
 
 
@@ -277,6 +280,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=CONFIGS)
+    parser.add_argument("--modes", nargs="+", default=None, choices=("supervised", "consistency", "semi"),
+                        help="Train only these modes' cells (e.g. semi with another --main_job_args).")
     parser.add_argument("--jobs", type=int, default=os.cpu_count(), help="Runs side by side, one thread each.")
     parser.add_argument("--cache_dir", default=str(Path.home() / ".cache" / "semipose"), help="Dataset cache.")
     parser.add_argument("--main_job_args", type=shlex.split, default=[],
@@ -295,6 +300,7 @@ def main() -> None:
         args.input_size = size
         store = store_for(args, folder)
         cells = pilot_cells(args.families, args.seeds) if args.pilot else grid(args.families, args.configs, args.seeds)
+        cells = [cell for cell in cells if args.modes is None or cell.mode in args.modes]
         stem = Path(args.output or RESULTS / (f"{STEM}_pilot_{size}px" if args.pilot else STEM))
         context = {"machine": machine_info(transformers), "input_size": size, "steps": args.steps,
                    "seeds": args.seeds, "jobs": args.jobs, "families": args.families,

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from benchmarks import bench_ssl
-from benchmarks.ssl_grid import estimate, paired, report
+from benchmarks.ssl_grid import estimate, paired, report, runner
 from benchmarks.ssl_grid.cells import Cell, grid, main_job_command, pilot_cells, schedule
 from benchmarks.ssl_grid.regimes import REGIMES
 from benchmarks.ssl_grid.runner import evaluations, train_log
@@ -190,19 +190,19 @@ def test_store_keeps_finished_runs_by_settings(tmp_path):
 def test_a_rerun_trains_only_the_missing_cells(tmp_path, monkeypatch):
     trained = []
 
-    def fake_run_cell(cell, plan, data_flags, extra_args, cache_dir, work_dir):
+    def fake_run_cell(cell, plan, data_flags, extra_args, cache_dir, work_dir, readout):
         trained.append(cell)
         if cell.seed == 2:
             raise RuntimeError(f"{cell.name} failed")
         return {"seconds": 1.0}
 
-    monkeypatch.setattr(bench_ssl, "run_cell", fake_run_cell)
+    monkeypatch.setattr(runner, "run_cell", fake_run_cell)
     store = RunStore(tmp_path, {"image_size": 64, "data_flags": [], "extra_args": []})
     cells = [Cell("center_offset", "ratio_5", "semi", "light", seed) for seed in range(3)]
     store.save(cells[0], 100, {"seconds": 5.0})
     args = argparse.Namespace(jobs=2, cache_dir=str(tmp_path), main_job_args=[])
     finished = []
-    failures = bench_ssl.train_pending([(store, cell) for cell in cells], 100, args, lambda: finished.append(1))
+    failures = runner.train_pending([(store, cell) for cell in cells], 100, args, lambda: finished.append(1))
     assert sorted(cell.seed for cell in trained) == [1, 2]
     assert len(failures) == 1 and "seed2 failed" in failures[0] and len(finished) == 1
     assert [run["seconds"] for run in store.finished(cells, 100)] == [5.0, 1.0]
@@ -212,12 +212,12 @@ def test_stores_sharing_a_cell_train_it_in_different_folders(tmp_path, monkeypat
     """bench_precision's fp32 and bf16 stores hold the same cells; side by side, a shared folder was deleted
     under the running job by the other's start."""
     folders = []
-    monkeypatch.setattr(bench_ssl, "run_cell", lambda *arguments: folders.append(arguments[-1]) or {"seconds": 1.0})
+    monkeypatch.setattr(runner, "run_cell", lambda *arguments: folders.append(arguments[-2]) or {"seconds": 1.0})
     cell = Cell("center_offset", "ratio_5", "semi", "light", 0)
     stores = [RunStore(tmp_path, {"image_size": 64, "data_flags": [], "extra_args": ["--precision", precision]})
               for precision in ("fp32", "bf16")]
     args = argparse.Namespace(jobs=2, cache_dir=str(tmp_path), main_job_args=[])
-    bench_ssl.train_pending([(store, cell) for store in stores], 100, args, lambda: None)
+    runner.train_pending([(store, cell) for store in stores], 100, args, lambda: None)
     assert len(set(folders)) == 2
 
 
