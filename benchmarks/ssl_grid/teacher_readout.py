@@ -114,16 +114,22 @@ def read_teacher(run_dir: Path, folder: Path, config: str, snapshot_steps: list[
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def readout_parser(description: str) -> argparse.ArgumentParser:
+    """The command line every teacher readout shares: the run, its data, its snapshots and its pseudo-label filter."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("run_dir", type=Path, help="The main job's output_dir (with checkpoint-N/teacher).")
     parser.add_argument("--dataset_folder", type=Path, required=True)
     parser.add_argument("--dataset_config", required=True)
     parser.add_argument("--snapshot_steps", type=int, nargs="+", required=True, help="The last one is the final.")
     parser.add_argument("--person_threshold", type=float, required=True)
     parser.add_argument("--keypoint_threshold", type=float, default=0.3)
-    parser.add_argument("--figure_images", type=int, default=FIGURE_IMAGES)
     parser.add_argument("--output", type=Path, required=True)
+    return parser
+
+
+def main() -> None:
+    parser = readout_parser(__doc__.splitlines()[0])
+    parser.add_argument("--figure_images", type=int, default=FIGURE_IMAGES)
     args = parser.parse_args()
     readout = read_teacher(args.run_dir, args.dataset_folder, args.dataset_config, args.snapshot_steps,
                            args.person_threshold, args.keypoint_threshold, args.figure_images)

@@ -16,7 +16,6 @@ Run by `bench_real` in the run's own subprocess once the main job has finished:
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from semipose.evaluation import KeypointEvaluator, ground_truth_from_rows
 from semipose.evaluation.pseudo_label_quality import pseudo_label_quality
 from semipose.evaluation.trainer_metrics import people_from_pose_estimates
 
-from .teacher_readout import CURVE_THRESHOLDS, load_teacher, pseudo_label_curves
+from .teacher_readout import CURVE_THRESHOLDS, load_teacher, pseudo_label_curves, readout_parser
 
 
 def hidden_truth_rows(folder: Path, config: str):
@@ -91,15 +90,7 @@ def read_unlabeled(run_dir: Path, folder: Path, config: str, snapshot_steps: lis
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("run_dir", type=Path, help="The main job's output_dir (with checkpoint-N/teacher).")
-    parser.add_argument("--dataset_folder", type=Path, required=True)
-    parser.add_argument("--dataset_config", required=True)
-    parser.add_argument("--snapshot_steps", type=int, nargs="+", required=True, help="The last one is the final.")
-    parser.add_argument("--person_threshold", type=float, required=True)
-    parser.add_argument("--keypoint_threshold", type=float, default=0.3)
-    parser.add_argument("--output", type=Path, required=True)
-    args = parser.parse_args()
+    args = readout_parser(__doc__.splitlines()[0]).parse_args()
     readout = read_unlabeled(args.run_dir, args.dataset_folder, args.dataset_config, args.snapshot_steps,
                              args.person_threshold, args.keypoint_threshold)
     args.output.write_text(json.dumps(readout))
