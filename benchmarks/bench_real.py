@@ -219,7 +219,7 @@ def readout_table(runs: list[dict]) -> str:
         readout = run.get("diagnostics", {}).get("unlabeled_with_truth")
         if run["mode"] != "semi" or not readout:
             continue
-        columns = [" / ".join(f"{snapshot[key]:.2f}" for snapshot in readout["snapshots"])
+        columns = [" / ".join(_stat(snapshot[key]) for snapshot in readout["snapshots"])
                    for key in ("precision", "recall", "pseudo_people_per_frame", "pixel_rmse")]
         lines.append(f"| {run['family']} | {_frames(run['dataset_config'])} | {run['seed']} | {' | '.join(columns)} |")
     return "\n".join(lines) + "\n"
@@ -229,6 +229,11 @@ def _relative(path: Path) -> str:
     """`path` from the repository root when inside it (results stay portable), else as it is."""
     path = path.resolve()
     return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+
+
+def _stat(value: float) -> str:
+    """Two decimals; the evaluator's -1 (nothing to score: no pseudo person matched) as a dash."""
+    return f"{value:.2f}" if value >= 0 else "-"
 
 
 def _frames(config: str) -> str:
