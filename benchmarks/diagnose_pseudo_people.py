@@ -58,6 +58,7 @@ from semipose.evaluation import KeypointEvaluator, ground_truth_from_rows
 from semipose.evaluation.protocols import captured_pycocotools_output, keypoint_cocoeval, with_box_areas
 from semipose.inference import load_checkpoint
 from semipose.modeling.codec_associative_embedding import encode_associative_embedding_targets
+from semipose.modeling.codec_common import confident_people
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "diagnose_pseudo_people"
@@ -122,8 +123,9 @@ def results_json(image_ids, people, grouped_counts, person_threshold: float, key
     results = []
     for image_id, image, counts in zip(image_ids, people, grouped_counts):
         triples = torch.cat([image["keypoints"], image["keypoint_scores"].unsqueeze(-1)], dim=-1)
-        for person, score, count in zip(triples, image["scores"].tolist(), counts):
-            if score >= person_threshold and (person[:, 2] >= keypoint_threshold).any():
+        kept = confident_people(image["scores"], image["keypoint_scores"], person_threshold, keypoint_threshold)
+        for person, score, count, keep in zip(triples, image["scores"].tolist(), counts, kept.tolist()):
+            if keep:
                 results.append({"image_id": image_id, "category_id": 1, "keypoints": person.flatten().tolist(),
                                 "score": score, "grouped_keypoints": int(count)})
     return results

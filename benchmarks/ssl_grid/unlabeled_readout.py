@@ -26,6 +26,7 @@ from semipose.data.dataset_folder import load_pose_dataset, read_dataset_metadat
 from semipose.evaluation import KeypointEvaluator, ground_truth_from_rows
 from semipose.evaluation.pseudo_label_quality import pseudo_label_quality
 from semipose.evaluation.trainer_metrics import people_from_pose_estimates
+from semipose.modeling.codec_common import confident_people
 
 from .teacher_readout import CURVE_THRESHOLDS, load_teacher, pseudo_label_curves, readout_parser
 
@@ -42,7 +43,7 @@ def filtered_pose_estimates(estimates: list[dict], person_threshold: float, keyp
     """Each image's people as the pseudo-label filter keeps them (score >= threshold, a confident keypoint)."""
     kept = []
     for people in estimates:
-        keep = (people["scores"] >= person_threshold) & (people["keypoint_scores"] >= keypoint_threshold).any(-1)
+        keep = confident_people(people["scores"], people["keypoint_scores"], person_threshold, keypoint_threshold)
         kept.append({name: value[keep] for name, value in people.items()})
     return kept
 

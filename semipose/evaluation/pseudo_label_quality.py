@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from ..modeling.codec_common import confident_people
 from ..skeletons import resolve_skeleton
 from .protocols import captured_pycocotools_output, keypoint_cocoeval, with_box_areas
 
@@ -82,8 +83,7 @@ def _filtered_results(
     results = []
     for image_id, keypoints, scores in people:
         keypoints, scores = np.asarray(keypoints, dtype=np.float64), np.asarray(scores, dtype=np.float64)
-        for person, score in zip(keypoints, scores):
-            if score >= person_threshold and (person[:, 2] >= keypoint_threshold).any():
-                results.append({"image_id": int(image_id), "category_id": category_id,
-                                "keypoints": person.reshape(-1).tolist(), "score": float(score)})
+        kept = confident_people(scores, keypoints[..., 2], person_threshold, keypoint_threshold)
+        results += [{"image_id": int(image_id), "category_id": category_id, "keypoints": person.reshape(-1).tolist(),
+                     "score": float(score)} for person, score in zip(keypoints[kept], scores[kept])]
     return results

@@ -89,6 +89,13 @@ class DecodedPoses:
         return DecodedPoses(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
 
+def confident_people(scores, keypoint_scores, person_threshold, keypoint_threshold: float):
+    """Which people become pseudo labels: score >= `person_threshold` and at least one keypoint scoring
+    >= `keypoint_threshold`. The one predicate of training, its logs and the pseudo-label quality metrics; works
+    on torch tensors and numpy arrays alike (`scores [..., M]`, `keypoint_scores [..., M, K]`)."""
+    return (scores >= person_threshold) & (keypoint_scores >= keypoint_threshold).any(-1)
+
+
 def input_to_heatmap(coords: torch.Tensor, stride: int) -> torch.Tensor:
     """Input-pixel coordinates -> heatmap coordinates, `u = (x + 0.5) / s - 0.5`."""
     return (coords + 0.5) / stride - 0.5

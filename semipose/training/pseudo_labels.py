@@ -29,12 +29,14 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..modeling.codec_common import confident_people
+
 
 def pseudo_person_mask(decoded, person_threshold: float | torch.Tensor, keypoint_threshold: float) -> torch.Tensor:
     """Bool [B, M]: the one pseudo-person predicate, a decoded person whose score reaches `person_threshold` (a
     number or 0-d tensor) with at least one keypoint at or above `keypoint_threshold`."""
-    confident_keypoint = (decoded.keypoint_scores >= keypoint_threshold).any(dim=-1)
-    return decoded.mask & (decoded.scores >= person_threshold) & confident_keypoint
+    return decoded.mask & confident_people(decoded.scores, decoded.keypoint_scores, person_threshold,
+                                           keypoint_threshold)
 
 
 def batch_quantile_threshold(decoded, quantile: float) -> torch.Tensor:
