@@ -85,6 +85,7 @@ from benchmarks.tracking_scenes import (
     SceneVideo,
     render_video,
 )
+from semipose import tracking
 from semipose.data.synthetic import GENERATOR_VERSION
 from semipose.evaluation.pixel_error import match_people, object_keypoint_similarity
 from semipose.inference import PoseEstimator, load_checkpoint
@@ -398,10 +399,17 @@ def scene_settings(seed: int, num_frames: int, videos_per_kind: int) -> dict[str
             "gap_range": GAP_RANGE, "min_counted_keypoints": MIN_COUNTED_KEYPOINTS}
 
 
+def tracker_digest() -> str:
+    """sha256 of the tracker's source (`semipose/tracking.py`): the stored predictions hold its track ids, so a
+    changed tracker predicts them again."""
+    return hashlib.sha256(Path(tracking.__file__).read_bytes()).hexdigest()[:16]
+
+
 def prediction_key(family: str, model: dict[str, Any], estimator: PoseEstimator) -> str:
-    """What a family's predictions depend on besides the video: weights, person threshold, flip test, tracker."""
+    """What a family's predictions depend on besides the video: weights, person threshold, flip test, tracker
+    (settings and code)."""
     settings = [weights_digest(model["path"]), estimator.threshold, estimator.flip_test, DEFAULT_MAX_AGE,
-                DEFAULT_MIN_OKS, DEFAULT_KEYPOINT_THRESHOLD, FPS]
+                DEFAULT_MIN_OKS, DEFAULT_KEYPOINT_THRESHOLD, FPS, tracker_digest()]
     return f"{family}-{hashlib.sha256(json.dumps(settings).encode()).hexdigest()[:10]}"
 
 

@@ -1,15 +1,26 @@
 """People linked across video frames: one track id per person, kept through short misses, never reused.
 
-Each frame, every live track's last pose is moved forward by its recent velocity (per keypoint, from its last two
+Each frame, every live track's pose is moved forward by its recent velocity (per keypoint, from its last two
 matched poses, times the frames elapsed since), scored against each of the frame's people, and the pairs are
 chosen by an optimal assignment (`scipy.optimize.linear_sum_assignment`) that maximises the summed similarity
 over the pairs that clear the gate. A person left unmatched starts a new track; a track left unmatched for more
 than `max_age` frames in a row ends.
 
+A track's pose is not only its last matched one: it remembers each keypoint's last confident position, moved
+along with the body since, as long as that keypoint was seen at most `max_age` frames before the track's last
+match (the horizon over which the tracker trusts its straight-line extrapolation of a whole lost person). A partly
+hidden person often shows other keypoints from one frame to the next (the arm in front, then the leg); without
+this memory the last pose and the person could share no keypoint, score nothing, and the person would start a new
+track.
+
 The similarity is the object keypoint similarity (OKS, the COCO formula) when the skeleton's per-keypoint sigmas
 are known, and otherwise the mean keypoint distance relative to the pose's size. Both count only the keypoints
-that are confident (score above `keypoint_threshold`) in the track's pose and in the person, and both take the
-scale from the track's predicted pose: the tight box around its confident keypoints.
+that are confident (score above `keypoint_threshold`) in the person and remembered by the track. The scale of a
+pair is the larger of two tight boxes, around the keypoints the track remembers and around the person's
+confident keypoints: each is a lower bound of the body's size (the keypoints seen span at most the body), so the
+larger is the better one. A person at the frame edge shows one to three keypoints, whose box alone is nearly flat
+and would make every pixel of motion look like a different person; where both boxes are that small (a person
+walking into the frame), the OKS kernel of each keypoint is still never narrower than `MIN_KEYPOINT_SPREAD`.
 
 Shapes: K keypoints; a pose is `keypoints [K, 2]` (x, y) in image pixels with `keypoint_scores [K]`; T tracks,
 M people in a frame.
@@ -61,6 +72,11 @@ DEFAULT_MAX_DISTANCE = 0.25
 no sigmas are known): a quarter of the body's size, the distance-mode counterpart of `DEFAULT_MIN_OKS`."""
 DEFAULT_KEYPOINT_THRESHOLD = 0.3
 """Keypoint score above which a keypoint counts for matching and velocity (the drawing threshold of semipose)."""
+MIN_KEYPOINT_SPREAD = 1.0
+"""Pixels: the narrowest a keypoint's OKS kernel gets (its standard deviation `s * 2 sigma_k`), whatever the scale:
+keypoints are not located finer than a pixel. Only tiny poses reach it (for CrowdPose's sigmas, box areas under
+40-65 px^2), such as a person entering the frame with one to three keypoints in it, whose flat box would otherwise
+turn a one-pixel step into a different person."""
 
 
 @dataclass
@@ -73,7 +89,11 @@ class Track:
         keypoint_scores (`np.ndarray` of shape `(K,)`): its keypoint scores.
         frame: the index of the frame it was last matched in (frames count from 0, one per `update`).
         velocity (`np.ndarray` of shape `(K, 2)`): pixels per frame, from the last two matched poses (zero after
-            one): per keypoint where that keypoint is confident in both, else the median over those that are.
+            one): per keypoint where that keypoint is confident in both, else the median over those that are (the
+            body's); kept as it was when the two share no confident keypoint (nothing measured the motion).
+        remembered (`np.ndarray` of shape `(K, 2)`): each keypoint's last confident position, moved along by the
+            velocity up to `frame` (the last pose's position where it is confident).
+        last_seen (`np.ndarray` of shape `(K,)`): the frame each keypoint was last confident in (`-inf`: never).
         missed: frames in a row it has gone unmatched since.
     """
 
@@ -82,11 +102,18 @@ class Track:
     keypoint_scores: np.ndarray
     frame: int
     velocity: np.ndarray
+    remembered: np.ndarray
+    last_seen: np.ndarray
     missed: int = 0
 
     def predict(self, frame: int) -> np.ndarray:
-        """The pose expected in `frame`: the last one moved by the velocity for the frames elapsed, `(K, 2)`."""
-        return self.keypoints + self.velocity * (frame - self.frame)
+        """The pose expected in `frame`: the remembered one moved by the velocity for the frames elapsed, `(K, 2)`."""
+        return self.remembered + self.velocity * (frame - self.frame)
+
+    def remembers(self, horizon: int) -> np.ndarray:
+        """`(K,)` bool: the keypoints it remembers, those seen at most `horizon` frames before its last match (what
+        its predicted pose is compared on)."""
+        return self.last_seen >= self.frame - horizon
 
 
 def object_keypoint_similarity(
@@ -96,8 +123,10 @@ def object_keypoint_similarity(
     """OKS between every pose of `a` (the tracks' predicted poses) and every pose of `b` (the frame's people).
 
     `mean_k exp(-d_k^2 / (2 s^2 (2 sigma_k)^2))` over the keypoints confident in both (score above
-    `keypoint_threshold`, finite coordinates), with `s^2` the area (w * h, at least 1 px^2) of the tight box around
-    the confident keypoints of the pose of `a`: the COCO formula with the box standing in for the segment area.
+    `keypoint_threshold`, finite coordinates), with `s^2` the larger area (w * h) of the tight boxes around the
+    confident keypoints of the two poses: the COCO formula with the box standing in for the segment area,
+    symmetric in `a` and `b`. Per keypoint, `s^2` is at least `(MIN_KEYPOINT_SPREAD / (2 sigma_k))^2`: no
+    keypoint's kernel is narrower than a pixel.
 
     Args:
         keypoints_a (`np.ndarray` of shape `(T, K, 2)`), scores_a (`(T, K)`): the reference poses.
@@ -112,22 +141,21 @@ def object_keypoint_similarity(
     ```python
     >>> a, b = np.array([[[0.0, 0.0], [10.0, 10.0]]]), np.array([[[0.0, 0.0], [10.0, 13.0]]])
     >>> oks = object_keypoint_similarity(a, np.ones((1, 2)), b, np.ones((1, 2)), [0.5, 0.5])
-    >>> round(float(oks[0, 0]), 4), round(float(1 + np.exp(-9 / (2 * 100 * 1.0))) / 2, 4)
-    (0.978, 0.978)
+    >>> round(float(oks[0, 0]), 4), round(float(1 + np.exp(-9 / (2 * 130 * 1.0))) / 2, 4)  # b's box: 130 px^2
+    (0.983, 0.983)
 
     ```
     """
-    shared, squared = _shared_keypoints(keypoints_a, scores_a, keypoints_b, scores_b, keypoint_threshold)
-    areas = np.maximum(np.prod(_box_sides(keypoints_a, _confident(keypoints_a, scores_a, keypoint_threshold)), -1), 1)
-    return oks_from_squared_distances(squared, areas, sigmas, shared)
+    return _oks(keypoints_a, _confident(keypoints_a, scores_a, keypoint_threshold),
+                keypoints_b, _confident(keypoints_b, scores_b, keypoint_threshold), sigmas)
 
 
 def keypoint_distance(
     keypoints_a: np.ndarray, scores_a: np.ndarray, keypoints_b: np.ndarray, scores_b: np.ndarray,
     keypoint_threshold: float = DEFAULT_KEYPOINT_THRESHOLD,
 ) -> np.ndarray:
-    """Mean distance between the keypoints confident in both poses, over the diagonal of the tight box around
-    the confident keypoints of the pose of `a` (at least 1 px): the pose-size-free distance, for skeletons
+    """Mean distance between the keypoints confident in both poses, over the longer diagonal of the tight boxes
+    around the confident keypoints of the two poses (at least 1 px): the pose-size-free distance, for skeletons
     without sigmas.
 
     Args: as `object_keypoint_similarity`, without sigmas.
@@ -138,18 +166,14 @@ def keypoint_distance(
     Example:
 
     ```python
-    >>> a, b = np.array([[[0.0, 0.0], [30.0, 40.0]]]), np.array([[[5.0, 0.0], [30.0, 45.0]]])
-    >>> keypoint_distance(a, np.ones((1, 2)), b, np.ones((1, 2))).tolist()  # 5 px over a 50 px diagonal
+    >>> a, b = np.array([[[0.0, 0.0], [30.0, 40.0]]]), np.array([[[5.0, 0.0], [25.0, 40.0]]])
+    >>> keypoint_distance(a, np.ones((1, 2)), b, np.ones((1, 2))).tolist()  # 5 px over a's 50 px diagonal
     [[0.1]]
 
     ```
     """
-    shared, squared = _shared_keypoints(keypoints_a, scores_a, keypoints_b, scores_b, keypoint_threshold)
-    sides = _box_sides(keypoints_a, _confident(keypoints_a, scores_a, keypoint_threshold))
-    diagonals = np.maximum(np.hypot(sides[:, 0], sides[:, 1]), 1)
-    count = shared.sum(-1)
-    mean = np.where(shared, np.sqrt(squared), 0.0).sum(-1) / np.maximum(count, 1)
-    return np.where(count > 0, mean / diagonals[:, None], np.inf)
+    return _keypoint_distance(keypoints_a, _confident(keypoints_a, scores_a, keypoint_threshold),
+                              keypoints_b, _confident(keypoints_b, scores_b, keypoint_threshold))
 
 
 class PoseTracker:
@@ -175,6 +199,9 @@ class PoseTracker:
     ([0], [0])
     >>> tracker.tracks[0].velocity.tolist()  # pixels per frame
     [[5.0, 5.0], [5.0, 5.0]]
+    >>> tail_hidden = {"keypoints": person["keypoints"] + 10, "keypoint_scores": np.array([1.0, 0.0])}
+    >>> tracker.update([tail_hidden]), tracker.tracks[0].remembered.tolist()  # the tail moved on with the head
+    ([0], [[10.0, 10.0], [40.0, 50.0]])
 
     ```
     """
@@ -231,28 +258,39 @@ class PoseTracker:
 
     def _similarity(self, keypoints: np.ndarray, scores: np.ndarray) -> np.ndarray:
         """`(T, M)`: how well each track's predicted pose fits each person, 0 for pairs outside the gate."""
-        predicted = np.stack([track.predict(self.frame) if self.use_velocity else track.keypoints
+        predicted = np.stack([track.predict(self.frame) if self.use_velocity else track.remembered
                               for track in self.tracks])
-        track_scores = np.stack([track.keypoint_scores for track in self.tracks])
+        remembered = np.stack([track.remembers(self.max_age) for track in self.tracks])
+        confident = _confident(keypoints, scores, self.keypoint_threshold)
         if self.sigmas is None:
-            distance = keypoint_distance(predicted, track_scores, keypoints, scores, self.keypoint_threshold)
+            distance = _keypoint_distance(predicted, remembered, keypoints, confident)
             return np.where(distance < self.max_distance, 1 - distance / self.max_distance, 0.0)
-        oks = object_keypoint_similarity(predicted, track_scores, keypoints, scores, self.sigmas,
-                                         self.keypoint_threshold)
+        oks = _oks(predicted, remembered, keypoints, confident, self.sigmas)
         return np.where(oks >= self.min_similarity, oks, 0.0)
 
     def _extend(self, track: Track, keypoints: np.ndarray, scores: np.ndarray) -> None:
-        """Move `track` to its newly matched pose, with the velocity from its previous one."""
+        """Move `track` to its newly matched pose, with the velocity from its previous one; the keypoints the pose
+        hides stay remembered, moved along by that velocity (not moved without `use_velocity`)."""
         elapsed = self.frame - track.frame
-        both = (_confident(track.keypoints, track.keypoint_scores, self.keypoint_threshold)
-                & _confident(keypoints, scores, self.keypoint_threshold))
-        step = np.where(both[:, None], keypoints - track.keypoints, 0.0) / elapsed
-        body = np.median(step[both], axis=0) if both.any() else np.zeros(2)
-        track.velocity = np.where(both[:, None], step, body)
+        confident = _confident(keypoints, scores, self.keypoint_threshold)
+        track.velocity = self._velocity(track, keypoints, confident, elapsed)
+        moved = track.remembered + (track.velocity * elapsed if self.use_velocity else 0.0)
+        track.remembered = np.where(confident[:, None], keypoints, moved)
+        track.last_seen = np.where(confident, self.frame, track.last_seen)
         track.keypoints, track.keypoint_scores, track.frame = keypoints, scores, self.frame
 
+    def _velocity(self, track: Track, keypoints: np.ndarray, confident: np.ndarray, elapsed: int) -> np.ndarray:
+        """`(K, 2)` pixels per frame from `track`'s last pose to `keypoints`: per keypoint confident in both, the
+        body's (their median) for the others; the track's velocity as it was when they share none."""
+        both = _confident(track.keypoints, track.keypoint_scores, self.keypoint_threshold) & confident
+        if not both.any():
+            return track.velocity
+        step = np.where(both[:, None], keypoints - track.keypoints, 0.0) / elapsed
+        return np.where(both[:, None], step, np.median(step[both], axis=0))
+
     def _start(self, keypoints: np.ndarray, scores: np.ndarray) -> int:
-        track = Track(self._next_id, keypoints, scores, self.frame, np.zeros_like(keypoints))
+        seen = np.where(_confident(keypoints, scores, self.keypoint_threshold), float(self.frame), -np.inf)
+        track = Track(self._next_id, keypoints, scores, self.frame, np.zeros_like(keypoints), keypoints, seen)
         self.tracks.append(track)
         self._next_id += 1
         return track.track_id
@@ -294,15 +332,44 @@ def _confident(keypoints: np.ndarray, scores: np.ndarray, threshold: float) -> n
     return (scores > threshold) & np.isfinite(keypoints).all(-1)
 
 
+def _oks(keypoints_a: np.ndarray, confident_a: np.ndarray, keypoints_b: np.ndarray, confident_b: np.ndarray,
+         sigmas: Sequence[float]) -> np.ndarray:
+    """`object_keypoint_similarity` of poses `(T, K, 2)`, `(M, K, 2)` with the keypoints that count given as masks
+    `(T, K)`, `(M, K)`: `(T, M)`. Each pair's squared distances are divided by its own scale (`_pair_areas`, per
+    keypoint at least the one of `MIN_KEYPOINT_SPREAD`), so that the formula's scale is 1."""
+    shared, squared = _shared_keypoints(keypoints_a, confident_a, keypoints_b, confident_b)
+    smallest = (MIN_KEYPOINT_SPREAD / (2 * np.asarray(sigmas, dtype=np.float64))) ** 2
+    areas = np.maximum(_pair_areas(keypoints_a, confident_a, keypoints_b, confident_b)[..., None], smallest)
+    return oks_from_squared_distances(squared / areas, np.ones(len(keypoints_a)), sigmas, shared)
+
+
+def _keypoint_distance(keypoints_a: np.ndarray, confident_a: np.ndarray, keypoints_b: np.ndarray,
+                       confident_b: np.ndarray) -> np.ndarray:
+    """`keypoint_distance` with the keypoints that count given as masks `(T, K)`, `(M, K)`: `(T, M)`."""
+    shared, squared = _shared_keypoints(keypoints_a, confident_a, keypoints_b, confident_b)
+    sides_a, sides_b = _box_sides(keypoints_a, confident_a), _box_sides(keypoints_b, confident_b)
+    diagonals = np.maximum(np.hypot(*sides_a.T)[:, None], np.hypot(*sides_b.T)[None])
+    count = shared.sum(-1)
+    mean = np.where(shared, np.sqrt(squared), 0.0).sum(-1) / np.maximum(count, 1)
+    return np.where(count > 0, mean / np.maximum(diagonals, 1), np.inf)
+
+
 def _shared_keypoints(
-    keypoints_a: np.ndarray, scores_a: np.ndarray, keypoints_b: np.ndarray, scores_b: np.ndarray, threshold: float
+    keypoints_a: np.ndarray, confident_a: np.ndarray, keypoints_b: np.ndarray, confident_b: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`(T, M, K)`: which keypoints are confident in both poses of each pair, and their squared distances."""
-    shared = (_confident(keypoints_a, scores_a, threshold)[:, None]
-              & _confident(keypoints_b, scores_b, threshold)[None])
+    """`(T, M, K)`: which keypoints count in both poses of each pair, and their squared distances."""
+    shared = confident_a[:, None] & confident_b[None]
     with np.errstate(invalid="ignore"):
         squared = ((keypoints_a[:, None] - keypoints_b[None]) ** 2).sum(-1)
     return shared, np.where(shared, squared, 0.0)
+
+
+def _pair_areas(keypoints_a: np.ndarray, confident_a: np.ndarray, keypoints_b: np.ndarray,
+                confident_b: np.ndarray) -> np.ndarray:
+    """`(T, M)` OKS scale `s^2` of each pair: the larger box area (w * h) of its two poses."""
+    areas_a = np.prod(_box_sides(keypoints_a, confident_a), -1)
+    areas_b = np.prod(_box_sides(keypoints_b, confident_b), -1)
+    return np.maximum(areas_a[:, None], areas_b[None])
 
 
 def _box_sides(keypoints: np.ndarray, confident: np.ndarray) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""PoseTracker: ids follow people through moving apart, crossing and short misses; OKS and distance by hand."""
+"""PoseTracker: ids follow people through moving apart, crossing, short misses, partial views and the frame edge;
+OKS and distance by hand."""
 
 import math
 
@@ -8,6 +9,7 @@ import pytest
 from semipose.skeletons import Skeleton, get_skeleton
 from semipose.tracking import (
     DEFAULT_MAX_AGE,
+    MIN_KEYPOINT_SPREAD,
     PoseTracker,
     keypoint_distance,
     object_keypoint_similarity,
@@ -18,6 +20,9 @@ from semipose.tracking import (
 # a keypoint d pixels off scores exp(-d^2 / (2 * 10^4 * 0.2^2)) = exp(-d^2 / 800).
 BODY = np.array([[0.0, 0.0], [100.0, 0.0], [0.0, 100.0], [100.0, 100.0], [50.0, 50.0]])
 SIGMAS = [0.1] * 5
+TOP, BOTTOM, LEFT, CENTER = (np.array(scores) for scores in (
+    [1.0, 1, 0, 0, 0], [0.0, 0, 1, 1, 0], [1.0, 0, 1, 0, 0], [0.0, 0, 0, 0, 1]))
+"""Keypoint scores showing the top corners, the bottom corners, the left side (a 0 x 100 px box) or the center."""
 
 
 def person(x: float, y: float = 0.0, scores=None) -> dict:
@@ -77,6 +82,73 @@ def test_a_moving_person_missed_for_max_age_frames_keeps_its_id_where_velocity_s
     assert ids == [[0]] * 3 + [[]] * max_age + [[0]]
 
 
+def test_a_person_showing_other_keypoints_than_its_last_pose_keeps_its_id():
+    # Frame 1 shows the top corners, frame 2 the bottom ones: the last pose and the person share no keypoint, but
+    # the track remembers the bottom corners from frame 0, moved along by the body's 10 px a frame: OKS 1.
+    tracker = PoseTracker(sigmas=SIGMAS)
+    assert [tracker.update([person(10 * t, scores=scores)]) for t, scores in enumerate((None, TOP))] == [[0], [0]]
+    track = tracker.tracks[0]
+    np.testing.assert_array_equal(track.predict(2), BODY + [20, 0])
+    assert track.remembers(DEFAULT_MAX_AGE).all()
+    assert tracker.update([person(20, scores=BOTTOM)]) == [0]
+    assert track.velocity.tolist() == [[10.0, 0.0]] * 5  # nothing shared to measure it by: the motion goes on
+    np.testing.assert_array_equal(track.remembered, BODY + [20, 0])
+    assert track.last_seen.tolist() == [1, 1, 2, 2, 0]
+
+
+@pytest.mark.parametrize("max_age, last_id", [(1, 1), (2, 0)])
+def test_a_keypoint_is_remembered_max_age_frames_after_it_was_last_seen(max_age, last_id):
+    # The bottom corners are seen in frame 0 only; in frame 3 they are 2 frames older than the last match (frame 2).
+    tracker = PoseTracker(sigmas=SIGMAS, max_age=max_age)
+    frames = [[person(0)], [person(0, scores=TOP)], [person(0, scores=TOP)], [person(0, scores=BOTTOM)]]
+    assert [tracker.update(people) for people in frames] == [[0], [0], [0], [last_id]]
+
+
+def test_without_velocity_hidden_keypoints_stay_where_they_were_seen():
+    tracker = PoseTracker(sigmas=SIGMAS, use_velocity=False)
+    tracker.update([person(0)])
+    tracker.update([person(10, scores=TOP)])
+    np.testing.assert_array_equal(tracker.tracks[0].remembered, np.concatenate([BODY[:2] + [10, 0], BODY[2:]]))
+
+
+def test_a_track_showing_a_flat_box_keeps_the_scale_of_the_keypoints_it_remembers():
+    # Frame 1 shows the left side only (box 0 x 100 px: area 0, a scale of 1 px^2 before); in frame 2 it moved 5 px.
+    # The remembered 100 x 100 box gives the scale: OKS exp(-25 / 800) = 0.97 on both keypoints.
+    tracker = PoseTracker(sigmas=SIGMAS)
+    assert [tracker.update([person(0, scores=scores)]) for scores in (None, LEFT)] == [[0], [0]]
+    track = tracker.tracks[0]
+    remembered = track.remembers(DEFAULT_MAX_AGE).astype(float)
+    oks = object_keypoint_similarity(track.predict(2)[None], remembered[None], (BODY + [5, 0])[None], LEFT[None],
+                                     SIGMAS)
+    assert oks[0, 0] == pytest.approx(math.exp(-25 / 800), rel=1e-12)
+    assert tracker.update([person(5, scores=LEFT)]) == [0]
+
+
+def test_a_track_born_with_a_flat_box_takes_the_scale_of_a_fuller_person():
+    # Born showing the left side (area 0); next frame the whole body 3 px on: its 100 x 100 box gives the scale,
+    # OKS exp(-9 / 800) on the two shared keypoints, either way round.
+    tracker = PoseTracker(sigmas=SIGMAS)
+    assert [tracker.update([person(3 * t, scores=scores)]) for t, scores in enumerate((LEFT, None))] == [[0], [0]]
+    flat, full = (BODY[None], LEFT[None]), ((BODY + [3, 0])[None], np.ones((1, 5)))
+    expected = math.exp(-9 / 800)
+    assert object_keypoint_similarity(*flat, *full, SIGMAS)[0, 0] == pytest.approx(expected, rel=1e-12)
+    assert object_keypoint_similarity(*full, *flat, SIGMAS)[0, 0] == pytest.approx(expected, rel=1e-12)
+    assert keypoint_distance(*flat, *full)[0, 0] == pytest.approx(3 / (100 * math.sqrt(2)), rel=1e-12)
+
+
+@pytest.mark.parametrize("step, same", [(1.0, True), (2.0, False)])
+def test_one_keypoint_poses_match_within_the_one_pixel_kernel(step, same):
+    # A person entering the frame shows one keypoint: both boxes are points, so the kernel is MIN_KEYPOINT_SPREAD
+    # = 1 px wide whatever the sigma: OKS exp(-step^2 / 2), 0.61 for 1 px (matches), 0.14 for 2 px (does not).
+    assert MIN_KEYPOINT_SPREAD == 1.0
+    point, moved = BODY[None], (BODY + [step, 0])[None]
+    for sigmas in (SIGMAS, [0.05] * 5):
+        oks = object_keypoint_similarity(point, CENTER[None], moved, CENTER[None], sigmas)
+        assert oks[0, 0] == pytest.approx(math.exp(-step**2 / 2), rel=1e-12)
+    tracker = PoseTracker(sigmas=SIGMAS)
+    assert [tracker.update([person(x, scores=CENTER)]) for x in (0, step)] == [[0], [0 if same else 1]]
+
+
 def test_a_person_missed_for_max_age_plus_one_frames_gets_a_new_id():
     tracker = PoseTracker(sigmas=SIGMAS, max_age=DEFAULT_MAX_AGE)
     assert tracker.update([person(0)]) == [0]
@@ -100,13 +172,14 @@ def test_empty_frames_on_an_empty_tracker():
 
 
 def test_oks_of_one_pair_by_hand():
-    # Reference pose: confident keypoints (0, 0), (40, 0), (40, 30): box 40 x 30 = 1200 px^2; the fourth is
-    # unconfident and ignored (and left out of the box), the fifth unconfident in the other pose.
+    # Reference pose: confident keypoints (0, 0), (40, 0), (40, 30): box 40 x 30 = 1200 px^2, larger than the other
+    # pose's 37 x 30; the fourth is unconfident in both and ignored (and left out of the boxes), the fifth
+    # unconfident in the other pose.
     reference = np.array([[[0.0, 0.0], [40.0, 0.0], [40.0, 30.0], [500.0, 500.0], [20.0, 15.0]]])
     other = reference + np.array([[[3.0, 4.0], [0.0, 0.0], [-6.0, 0.0], [0.0, 0.0], [0.0, 0.0]]])
     sigmas = [0.05, 0.1, 0.2, 0.1, 0.1]
     oks = object_keypoint_similarity(reference, np.array([[0.9, 0.9, 0.9, 0.2, 0.9]]),
-                                     other, np.array([[0.9, 0.9, 0.9, 0.9, 0.1]]), sigmas)
+                                     other, np.array([[0.9, 0.9, 0.9, 0.2, 0.1]]), sigmas)
     expected = (math.exp(-25 / (2 * 1200 * 0.1**2)) + 1 + math.exp(-36 / (2 * 1200 * 0.4**2))) / 3
     assert oks.shape == (1, 1)
     assert oks[0, 0] == pytest.approx(expected, rel=1e-12)
