@@ -29,7 +29,7 @@ Usage:
 
 ```bash
 python -m benchmarks.bench_real --pilot                 # supervised 10 / full and semi 10 at each input size
-python -m benchmarks.bench_real --input_size 192        # the grid (resumable), report after every run
+python -m benchmarks.bench_real                         # the grid at the pilot's 128 px, 800 steps (resumable)
 python -m benchmarks.bench_real --report                # tables from the finished runs
 ```
 """
@@ -73,9 +73,10 @@ SEEDS = (0, 1, 2)
 PILOT_INPUT_SIZES = (128, 192)
 RUN_FLAGS = ("--max_individuals", "1", "--per_device_train_batch_size", "8", "--learning_rate", "2e-3")
 """What every run shares besides the data: one mouse per frame, batch 8 (+ 8 unlabeled), the main job's rate."""
-RUN_OVERRIDES = ("--dataloader_num_workers", "0")
+RUN_OVERRIDES = ("--dataloader_num_workers", "0", "--precision", "bf16")
 """The grid runner's settings these runs replace: with 10 labeled frames an epoch is 2 steps, and a loader worker
-started per epoch cost 20% of a 40-step run here, more than decoding 8 frames in the training process."""
+started per epoch cost 20% of a 40-step run here, more than decoding 8 frames in the training process; bf16, the main
+job's own choice on a CPU that computes it natively (the pilot's runs were made so)."""
 TARGETS = {"labeled_10": {"semi_vs_best_supervised": 0.15, "semi_vs_consistency": 0.0},
            "labeled_25": {"semi_vs_best_supervised": 0.0, "semi_vs_consistency": 0.0}}
 """Least mean relative RMSE reduction of semi per labeled config (>= 0.15 also needs its interval above 0)."""
@@ -279,8 +280,8 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pilot", action="store_true", help="Supervised 10 / full and semi 10 per input size.")
     parser.add_argument("--report", action="store_true", help="Only rewrite the report from the finished runs.")
-    parser.add_argument("--steps", type=int, default=1000, help="Optimizer steps per run.")
-    parser.add_argument("--input_size", type=int, default=192, help="Network input side in pixels.")
+    parser.add_argument("--steps", type=int, default=800, help="Optimizer steps per run (the pilot's).")
+    parser.add_argument("--input_size", type=int, default=128, help="Network input side in pixels (the pilot's).")
     parser.add_argument("--input_sizes", type=int, nargs="+", default=PILOT_INPUT_SIZES, help="The pilot's sizes.")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
