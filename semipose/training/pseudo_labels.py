@@ -60,8 +60,13 @@ def select_confident_people(
         person_threshold: minimum person score.
         keypoint_threshold: minimum keypoint score for a keypoint to be labeled.
     """
+    return pack_people(decoded, pseudo_person_mask(decoded, person_threshold, keypoint_threshold), keypoint_threshold)
+
+
+def pack_people(decoded, keep: torch.Tensor, keypoint_threshold: float) -> torch.Tensor:
+    """Keypoints [B, M', K, 3] of the people `keep [B, M]` marks, packed to the front; a kept person's keypoint is
+    labeled (visibility 2) when it scores >= `keypoint_threshold`, else left unlabeled."""
     labeled = decoded.keypoint_scores >= keypoint_threshold
-    keep = pseudo_person_mask(decoded, person_threshold, keypoint_threshold)
     visibility = (labeled & keep.unsqueeze(-1)).to(decoded.keypoints.dtype) * 2.0
     keypoints = torch.cat([decoded.keypoints * (visibility.unsqueeze(-1) > 0), visibility.unsqueeze(-1)], dim=-1)
     order = torch.argsort(keep.to(torch.int8), dim=1, descending=True, stable=True)

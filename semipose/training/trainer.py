@@ -74,7 +74,7 @@ from .consistency import heatmap_consistency_loss
 from .data_health import UnreadableImagesMixin
 from .ema import EmaPairing, build_teacher
 from .hardware import resolve_torch_threads
-from .pseudo_labels import batch_quantile_threshold, pseudo_person_mask, select_confident_people, uncertain_region_mask
+from .pseudo_labels import batch_quantile_threshold, pack_people, pseudo_person_mask, uncertain_region_mask
 from .seeded_samples import SeededSamples
 from .views import StrongView
 
@@ -205,7 +205,7 @@ class SemiPoseTrainer(UnreadableImagesMixin, Trainer):
         if kept.any():
             terms["pseudo_mean_person_score"] = decoded.scores[kept].mean()
         self._record(terms)
-        return select_confident_people(decoded, threshold, keypoint_threshold)
+        return pack_people(decoded, kept, keypoint_threshold)  # the mask above, not computed again
 
     def _pseudo_person_threshold(self, decoded) -> float | torch.Tensor:
         """The fixed threshold, or with `pseudo_person_quantile` that quantile of the batch's person scores."""
